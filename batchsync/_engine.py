@@ -1,0 +1,613 @@
+"""The engine: rows in, one outcome per row out, under every bound at once.
+
+Shape of a run (all tasks belong to one ``asyncio.TaskGroup``)::
+
+    reader ──(bounded look-ahead)──> lane per tenant ──(global slots)──> attempt tasks
+      │                                │ token (prefetched, single-flight)
+      └─ invalid / duplicate lines     │ pause + learned pace + aiolimiter window
+                                        └─ one slot per attempt, FIFO across tenants
+
+* The reader pulls parsed items from a worker thread in batches, so a slow stdin or a
+  large file never blocks the loop; a semaphore bounds the rows held in memory.
+* Each tenant's lane acquires that tenant's token as soon as its first row is read (ahead
+  of the rows that need it), then starts requests one at a time: it waits for the tenant's
+  pause and window first and takes a global slot last, so a slot is held only while a
+  request is on the wire. ``asyncio.Semaphore`` wakes waiters in FIFO order, so lanes take
+  turns and a 10,000-row tenant cannot starve a 1-row tenant.
+* Every row dispatched is "live" until its outcome is written; whatever ends the run
+  (end of input, a run-stopping auth error, Ctrl-C, a bug), each live row gets its line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import logging
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from aiolimiter import AsyncLimiter
+
+from ._action import Action
+from ._auth import AccessToken
+from ._errors import AuthError, ErrorKind, RunStoppingAuthError
+from ._graph import GraphAnswer, GraphClient
+from ._input import Item, Rejected, Row
+from ._pacing import (
+    AdaptivePace,
+    GiveUp,
+    Retry,
+    RetryPolicy,
+    Success,
+    TenantRate,
+    decide,
+    parse_retry_after,
+)
+from ._report import Outcome, ReportError, Status
+
+__all__ = ["EngineSettings", "RunStats", "TokenSource", "run_engine"]
+
+log = logging.getLogger(__name__)
+
+_READ_BATCH = 512
+_FAILED_TENANTS_KEPT = 50
+
+
+class TokenSource(Protocol):
+    """What the engine needs from auth (``_auth.TokenProvider`` satisfies it)."""
+
+    async def get(self, tenant: str) -> AccessToken: ...
+
+    def invalidate(self, token: AccessToken) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """The run's bounds (the contract's pace options)."""
+
+    concurrency: int = 32
+    tenant_rate: TenantRate = TenantRate(100, 20.0)
+    retry: RetryPolicy = RetryPolicy()
+    timeout_s: float = 30.0
+    grace_s: float = 5.0
+    dry_run: bool = False
+    lookahead: int = 50_000  # rows held in memory at once (bounds memory; sets fairness reach)
+    forbidden_hint: str = ""  # appended to 403 messages (depends on the auth mode)
+
+
+@dataclasses.dataclass(slots=True)
+class RunStats:
+    """Live counters, read by the progress bar and the summary."""
+
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    finished: float | None = None
+    statuses: Counter[str] = dataclasses.field(default_factory=Counter)
+    error_kinds: Counter[str] = dataclasses.field(default_factory=Counter)
+    error_codes: Counter[str] = dataclasses.field(default_factory=Counter)
+    throttled_answers: int = 0
+    requests: int = 0
+    failed_tenants: dict[str, str] = dataclasses.field(default_factory=dict)
+    failed_tenant_count: int = 0
+    paused_tenants: int = 0
+    interrupted: bool = False
+    stop_reason: str | None = None
+
+    @property
+    def rows_done(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def elapsed_s(self) -> float:
+        end = self.finished if self.finished is not None else time.monotonic()
+        return max(0.0, end - self.started)
+
+    def note_failed_tenant(self, tenant: str | None, reason: str) -> None:
+        if not tenant or tenant in self.failed_tenants:
+            return
+        self.failed_tenant_count += 1
+        if len(self.failed_tenants) < _FAILED_TENANTS_KEPT:
+            self.failed_tenants[tenant] = reason
+
+
+class _State(enum.Enum):
+    QUEUED = 1
+    SENDING = 2
+    SLEEPING = 3
+    DONE = 4
+
+
+class _Job:
+    """A dispatched row and what its attempts have produced so far."""
+
+    __slots__ = (
+        "attempts",
+        "failures",
+        "last",
+        "refreshed",
+        "row",
+        "started_at",
+        "state",
+        "taken_at",
+        "task",
+        "throttled",
+    )
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        self.attempts = 0
+        self.failures = 0
+        self.throttled = 0
+        self.refreshed = False
+        self.last: GraphAnswer | None = None
+        self.taken_at = time.time()
+        self.started_at: float | None = None
+        self.state = _State.QUEUED
+        self.task: asyncio.Task[None] | None = None
+
+
+class _Lane:
+    """One tenant's queue, pacing state and token."""
+
+    __slots__ = ("active", "auth_error", "limiter", "pace", "pending", "task", "tenant", "wake")
+
+    def __init__(self, tenant: str, rate: TenantRate) -> None:
+        self.tenant = tenant
+        self.pending: deque[_Job] = deque()
+        self.active = 0  # jobs of this lane not yet finished (queued, sending or sleeping)
+        self.wake = asyncio.Event()
+        self.limiter = AsyncLimiter(*rate.limiter_params())
+        self.pace = AdaptivePace(rate)
+        self.auth_error: AuthError | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Lane {self.tenant} pending={len(self.pending)} active={self.active} "
+            f"paused_until={self.pace.paused_until:.1f}>"
+        )
+
+
+def _take(it: Iterator[Item], n: int) -> list[Item]:
+    out: list[Item] = []
+    for item in it:
+        out.append(item)
+        if len(out) >= n:
+            break
+    return out
+
+
+class _Engine:
+    def __init__(
+        self,
+        *,
+        action: Action,
+        settings: EngineSettings,
+        tokens: TokenSource | None,
+        graph: GraphClient | None,
+        emit: Callable[[Outcome], None],
+        stats: RunStats,
+        rng: random.Random,
+        clock: Callable[[], float],
+    ) -> None:
+        self._action = action
+        self._s = settings
+        self._tokens = tokens
+        self._graph = graph
+        self._emit_sink = emit
+        self.stats = stats
+        self._rng = rng
+        self._clock = clock
+        self._lanes: dict[str, _Lane] = {}
+        self._live: dict[int, _Job] = {}
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._window = asyncio.Semaphore(settings.lookahead)
+        self._eof = False
+        self._stop_error: RunStoppingAuthError | None = None
+        self._interrupted = False
+        self._reader: asyncio.Task[None] | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._grace_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Engine lanes={len(self._lanes)} live={len(self._live)} "
+            f"done={self.stats.rows_done} interrupted={self._interrupted}>"
+        )
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _emit(self, outcome: Outcome) -> None:
+        self.stats.statuses[outcome.status.value] += 1
+        if outcome.error is not None and outcome.status is Status.FAILED:
+            self.stats.error_kinds[outcome.error.kind.value] += 1
+            if outcome.error.code:
+                self.stats.error_codes[outcome.error.code] += 1
+            if outcome.error.kind is not ErrorKind.INTERRUPTED:
+                self.stats.note_failed_tenant(
+                    outcome.tenant, f"{outcome.error.kind.value}: {outcome.error.message}"
+                )
+        self._emit_sink(outcome)
+
+    def _emit_rejected(self, item: Rejected) -> None:
+        now = time.time()
+        status = Status.SKIPPED if item.kind is ErrorKind.DUPLICATE else Status.INVALID
+        self._emit(
+            Outcome(
+                line=item.line,
+                fields=self._action.report_fields(item),
+                status=status,
+                error=ReportError(item.kind, item.code, item.message),
+                started_at=now,
+                finished_at=now,
+                extra=item.extra,
+            )
+        )
+
+    def _emit_row(self, row: Row, status: Status, error: ReportError | None = None) -> None:
+        now = time.time()
+        self._emit(
+            Outcome(
+                line=row.line,
+                fields=self._action.report_fields(row),
+                status=status,
+                error=error,
+                started_at=now,
+                finished_at=now,
+                extra=row.extra,
+            )
+        )
+
+    def _finish(
+        self, lane: _Lane | None, job: _Job, status: Status, error: ReportError | None = None
+    ) -> None:
+        """End a live job: its one report line, and release what it held."""
+        if job.state is _State.DONE:
+            return
+        job.state = _State.DONE
+        self._live.pop(id(job), None)
+        self._window.release()
+        last = job.last
+        now = time.time()
+        self._emit(
+            Outcome(
+                line=job.row.line,
+                fields=self._action.report_fields(job.row),
+                status=status,
+                http_status=last.status if last else None,
+                attempts=job.attempts,
+                throttled=job.throttled,
+                error=error,
+                request_id=last.request_id if last else None,
+                client_request_id=last.client_request_id if last else None,
+                started_at=job.started_at if job.started_at is not None else job.taken_at,
+                finished_at=now,
+                extra=job.row.extra,
+            )
+        )
+        if lane is not None:
+            lane.active -= 1
+            if lane.active == 0:
+                lane.wake.set()
+
+    def _fail_auth(self, lane: _Lane, job: _Job, exc: AuthError) -> None:
+        self._finish(lane, job, Status.FAILED, ReportError(ErrorKind.AUTH, exc.code, exc.message))
+
+    # -- reader -----------------------------------------------------------------------------
+
+    async def _read(self, items: Iterable[Item], pool: ThreadPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
+        it = iter(items)
+        try:
+            while not self._interrupted:
+                batch = await loop.run_in_executor(pool, _take, it, _READ_BATCH)
+                if not batch:
+                    break
+                for item in batch:
+                    if self._interrupted:
+                        return  # read but never taken in: no line; --resume will do it
+                    if isinstance(item, Rejected):
+                        self._emit_rejected(item)
+                    elif self._s.dry_run:
+                        self._emit_row(item, Status.PLANNED)
+                    elif self._stop_error is not None:
+                        err = self._stop_error
+                        self._emit_row(
+                            item,
+                            Status.FAILED,
+                            ReportError(ErrorKind.AUTH, err.code, err.message),
+                        )
+                    else:
+                        await self._window.acquire()
+                        self._dispatch(item)
+        finally:
+            self._eof = True
+            for lane in list(self._lanes.values()):
+                lane.wake.set()
+
+    def _dispatch(self, row: Row) -> None:
+        job = _Job(row)
+        self._live[id(job)] = job
+        lane = self._lanes.get(row.tenant)
+        if lane is None:
+            lane = _Lane(row.tenant, self._s.tenant_rate)
+            self._lanes[row.tenant] = lane
+            assert self._tg is not None
+            lane.task = self._tg.create_task(self._drive(lane), name=f"lane:{row.tenant}")
+        lane.active += 1
+        lane.pending.append(job)
+        lane.wake.set()
+
+    # -- lanes ------------------------------------------------------------------------------
+
+    def _stopping(self) -> bool:
+        return self._interrupted or self._stop_error is not None
+
+    async def _next_job(self, lane: _Lane) -> _Job | None:
+        idle_ttl = self._s.tenant_rate.period_s
+        while True:
+            if self._interrupted:
+                return None
+            if lane.pending:
+                return lane.pending.popleft()
+            if lane.active == 0 and (self._eof or self._stop_error is not None):
+                self._drop_lane(lane)
+                return None
+            lane.wake.clear()
+            if lane.active == 0:
+                # Idle: keep pacing state one window long, then free the lane's memory.
+                ttl = max(idle_ttl, lane.pace.paused_until - self._clock())
+                try:
+                    async with asyncio.timeout(ttl):
+                        await lane.wake.wait()
+                except TimeoutError:
+                    if lane.active == 0 and not lane.pending:
+                        self._drop_lane(lane)
+                        return None
+            else:
+                await lane.wake.wait()
+
+    def _drop_lane(self, lane: _Lane) -> None:
+        if self._lanes.get(lane.tenant) is lane:
+            del self._lanes[lane.tenant]
+
+    async def _token(self, lane: _Lane) -> AccessToken | None:
+        """The tenant's token, or None after failing the lane's queued rows."""
+        assert self._tokens is not None
+        if lane.auth_error is None:
+            try:
+                return await self._tokens.get(lane.tenant)
+            except RunStoppingAuthError as exc:
+                self._stop_run(exc)
+                lane.auth_error = exc
+            except AuthError as exc:
+                lane.auth_error = exc
+        while lane.pending:
+            self._fail_auth(lane, lane.pending.popleft(), lane.auth_error)
+        return None
+
+    def _stop_run(self, exc: RunStoppingAuthError) -> None:
+        if self._stop_error is not None:
+            return
+        self._stop_error = exc
+        self.stats.stop_reason = exc.message
+        log.error("%s", exc.message)
+        for lane in list(self._lanes.values()):
+            lane.auth_error = lane.auth_error or exc
+            lane.wake.set()
+
+    async def _drive(self, lane: _Lane) -> None:
+        """Start the lane's requests one at a time, within every bound."""
+        assert self._tg is not None
+        # Prefetch: acquire the token now, before any row of the tenant needs a slot.
+        await self._token(lane)
+        while True:
+            job = await self._next_job(lane)
+            if job is None:
+                return
+            if self._stop_error is not None or lane.auth_error is not None:
+                lane.pending.appendleft(job)
+                await self._token(lane)  # fails the queue with the lane's auth error
+                continue
+            now = self._clock()
+            ready = lane.pace.ready_at(now)
+            if ready > now:
+                lane.pending.appendleft(job)
+                self.stats.paused_tenants += 1
+                try:
+                    await asyncio.sleep(ready - now)
+                finally:
+                    self.stats.paused_tenants -= 1
+                continue
+            token = await self._token(lane)
+            if token is None:
+                self._fail_auth(lane, job, lane.auth_error or AuthError("no token"))
+                continue
+            await lane.limiter.acquire()
+            await self._slots.acquire()
+            # A 429 may have paused the tenant while we waited for the window and a slot.
+            if lane.pace.is_paused(self._clock()) or self._stopping():
+                self._slots.release()
+                lane.pending.appendleft(job)
+                continue
+            lane.pace.on_start(self._clock())
+            job.state = _State.SENDING
+            job.task = self._tg.create_task(self._attempt(lane, job, token))
+
+    async def _attempt(self, lane: _Lane, job: _Job, token: AccessToken) -> None:
+        assert self._graph is not None
+        if lane.pace.is_paused(self._clock()):
+            # A 429 arrived between the lane's decision and this task's first step.
+            self._slots.release()
+            self._requeue(lane, job, front=True)
+            return
+        job.attempts += 1
+        if job.started_at is None:
+            job.started_at = time.time()
+        try:
+            answer = await self._graph.send(
+                self._action.request(job.row), token=token.value, timeout_s=self._s.timeout_s
+            )
+        finally:
+            self._slots.release()
+        self.stats.requests += 1
+        job.last = answer
+        status = answer.status
+        if status == 401 and not job.refreshed:
+            # The token was refused (revoked, or expired early): refresh once, try again.
+            assert self._tokens is not None
+            job.refreshed = True
+            self._tokens.invalidate(token)
+            self._requeue(lane, job, front=True)
+            return
+        retry_after = parse_retry_after(answer.retry_after, now_epoch=time.time())
+        ok = status is not None and self._action.succeeded(status)
+        throttled = status == 429 or (status in (503, 504) and retry_after is not None)
+        if throttled:
+            job.throttled += 1
+            self.stats.throttled_answers += 1
+        elif not ok:
+            job.failures += 1
+        decision = decide(
+            self._s.retry,
+            status=status,
+            ok=ok,
+            failure=answer.failure,
+            retry_after_s=retry_after,
+            failures=job.failures,
+            throttled=job.throttled,
+            draw=self._rng.random(),
+            code=answer.code,
+            message=answer.message,
+        )
+        if isinstance(decision, Success):
+            self._finish(lane, job, Status.OK)
+        elif isinstance(decision, GiveUp):
+            kind, message = decision.kind, decision.message
+            if status == 401:
+                kind = ErrorKind.AUTH
+                message = f"Graph refused the token even after a refresh: {answer.message}"
+            elif status == 403 and self._s.forbidden_hint:
+                message = f"{message}; {self._s.forbidden_hint}"
+            self._finish(lane, job, Status.FAILED, ReportError(kind, decision.code, message))
+        elif isinstance(decision, Retry):
+            if decision.pause_tenant:
+                lane.pace.on_throttled(self._clock(), decision.wait_s)
+                log.info(
+                    "tenant %s throttled (HTTP %s): pausing it %.1f s",
+                    lane.tenant,
+                    status,
+                    decision.wait_s,
+                )
+                self._requeue(lane, job, front=True)
+            else:
+                job.state = _State.SLEEPING
+                await asyncio.sleep(decision.wait_s)
+                self._requeue(lane, job, front=False)
+
+    def _requeue(self, lane: _Lane, job: _Job, *, front: bool) -> None:
+        job.state = _State.QUEUED
+        job.task = None
+        if front:
+            lane.pending.appendleft(job)
+        else:
+            lane.pending.append(job)
+        lane.wake.set()
+
+    # -- interruption -----------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """First call: stop reading and starting; give in-flight requests the grace.
+        Second call: end the grace at once."""
+        if self._interrupted:
+            self._cancel_sending()
+            return
+        self._interrupted = True
+        self.stats.interrupted = True
+        if self._reader is not None:
+            self._reader.cancel()
+        for lane in list(self._lanes.values()):
+            if lane.task is not None:
+                lane.task.cancel()
+        for job in list(self._live.values()):
+            if job.state is _State.SLEEPING and job.task is not None:
+                job.task.cancel()
+        if self._tg is not None:
+            self._grace_task = self._tg.create_task(self._grace())
+
+    async def _grace(self) -> None:
+        sending = [j.task for j in self._live.values() if j.task is not None and not j.task.done()]
+        if sending:
+            await asyncio.wait(sending, timeout=self._s.grace_s)
+        self._cancel_sending()
+
+    def _cancel_sending(self) -> None:
+        for job in list(self._live.values()):
+            if job.task is not None and not job.task.done():
+                job.task.cancel()
+
+    def _finish_live(self, reason: str) -> None:
+        for job in list(self._live.values()):
+            lane = self._lanes.get(job.row.tenant)
+            self._finish(lane, job, Status.FAILED, ReportError(ErrorKind.INTERRUPTED, None, reason))
+
+    # -- run --------------------------------------------------------------------------------
+
+    async def run(self, items: Iterable[Item]) -> RunStats:
+        reader_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchsync-read")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._reader = tg.create_task(self._read(items, reader_pool), name="reader")
+        except BaseException:
+            self._finish_live("the run stopped before this row finished")
+            raise
+        finally:
+            reader_pool.shutdown(wait=False, cancel_futures=True)
+            self.stats.finished = time.monotonic()
+        self._finish_live(
+            "interrupted before this row finished; run again with --resume"
+            if self._interrupted
+            else "the run ended before this row finished"
+        )
+        return self.stats
+
+
+async def run_engine(
+    items: Iterable[Item],
+    *,
+    action: Action,
+    settings: EngineSettings,
+    emit: Callable[[Outcome], None],
+    tokens: TokenSource | None = None,
+    graph: GraphClient | None = None,
+    stats: RunStats | None = None,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] | None = None,
+    on_start: Callable[[Callable[[], None]], None] | None = None,
+) -> RunStats:
+    """Run every item through the action; ``emit`` receives exactly one outcome per item.
+
+    ``on_start`` receives the engine's ``interrupt`` callable (the CLI wires it to SIGINT and
+    SIGTERM). Raises ``InputError`` when the input cannot be read at all, before any request.
+    """
+    if not settings.dry_run and (tokens is None or graph is None):
+        raise ValueError("tokens and graph are required unless dry_run")
+    loop = asyncio.get_running_loop()
+    engine = _Engine(
+        action=action,
+        settings=settings,
+        tokens=tokens,
+        graph=graph,
+        emit=emit,
+        stats=stats or RunStats(),
+        rng=rng or random.Random(),
+        clock=clock or loop.time,
+    )
+    if on_start is not None:
+        on_start(engine.interrupt)
+    return await engine.run(items)

@@ -1,0 +1,167 @@
+"""The only module that speaks HTTP to Microsoft Graph.
+
+It sends one ``GraphRequest`` with the headers Graph support relies on (a fresh
+``client-request-id`` per attempt) and turns whatever happens into a ``GraphAnswer``:
+a status with Graph's error ``code`` and ids, or a network/timeout failure. It never
+retries; the pacing policy decides that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import ssl
+import uuid
+
+import aiohttp
+import orjson
+
+from ._action import GraphRequest
+from ._errors import ErrorKind
+from ._tls import make_ssl_context
+
+__all__ = ["GraphAnswer", "GraphClient", "open_session"]
+
+log = logging.getLogger(__name__)
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GraphAnswer:
+    """What one attempt produced."""
+
+    status: int | None
+    client_request_id: str
+    request_id: str | None = None
+    retry_after: str | None = None  # raw header, parsed by the pacing policy
+    code: str | None = None  # Graph's error.code, or the failure's name
+    message: str = ""
+    failure: ErrorKind | None = None  # network or timeout when no status came back
+    body: bytes | None = None  # the body of a successful answer that has one (GETs)
+
+
+def open_session(
+    *, ca_bundle: str | None, limit: int, user_agent: str, ssl_context: ssl.SSLContext | None = None
+) -> aiohttp.ClientSession:
+    """One shared session: connection reuse across tenants, our trust, proxies from the env."""
+    ctx = ssl_context or make_ssl_context(ca_bundle)
+    connector = aiohttp.TCPConnector(
+        ssl=ctx,
+        limit=max(1, limit),
+        limit_per_host=0,
+        ttl_dns_cache=300,
+        enable_cleanup_closed=True,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        trust_env=True,
+        headers={"User-Agent": user_agent, "Accept": "application/json"},
+        json_serialize=lambda obj: orjson.dumps(obj).decode(),
+        raise_for_status=False,
+        auto_decompress=True,
+    )
+
+
+class GraphClient:
+    """Sends Graph requests over a shared ``aiohttp.ClientSession``."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+
+    def url_for(self, request: GraphRequest) -> str:
+        return self._base + request.path
+
+    async def send(
+        self, request: GraphRequest, *, token: str, timeout_s: float, read_body: bool = False
+    ) -> GraphAnswer:
+        """One attempt, bounded by ``timeout_s``; never raises for HTTP or network trouble."""
+        crid = str(uuid.uuid4())
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "client-request-id": crid,
+            "return-client-request-id": "true",
+        }
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._session.request(
+                    request.method, self.url_for(request), data=request.body, headers=headers
+                ) as resp:
+                    status = resp.status
+                    rid = resp.headers.get("request-id")
+                    echoed = resp.headers.get("client-request-id") or crid
+                    retry_after = resp.headers.get("Retry-After")
+                    if 200 <= status < 300:
+                        body = await resp.read() if read_body else None
+                        if not read_body:
+                            resp.release()
+                        return GraphAnswer(status, echoed, rid, retry_after, body=body)
+                    raw = await resp.content.read(_MAX_ERROR_BODY)
+        except TimeoutError:
+            return GraphAnswer(
+                None,
+                crid,
+                failure=ErrorKind.TIMEOUT,
+                code="Timeout",
+                message=f"no answer within {timeout_s:g} s (--timeout)",
+            )
+        except aiohttp.ClientConnectorCertificateError as exc:
+            return GraphAnswer(
+                None, crid, failure=ErrorKind.NETWORK, code="TLSError", message=_tls_message(exc)
+            )
+        except aiohttp.ClientSSLError as exc:
+            return GraphAnswer(
+                None, crid, failure=ErrorKind.NETWORK, code="TLSError", message=_tls_message(exc)
+            )
+        except aiohttp.ClientConnectorDNSError as exc:
+            return GraphAnswer(
+                None,
+                crid,
+                failure=ErrorKind.NETWORK,
+                code="DNSError",
+                message=f"cannot resolve {exc.host}: check --graph-url and DNS",
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            return GraphAnswer(
+                None,
+                crid,
+                failure=ErrorKind.NETWORK,
+                code=type(exc).__name__,
+                message=_network_message(exc),
+            )
+        code, message = _graph_error(raw, status)
+        return GraphAnswer(status, echoed, rid, retry_after, code=code, message=message)
+
+
+def _graph_error(raw: bytes, status: int) -> tuple[str | None, str]:
+    """Graph's ``error.code`` and ``error.message``; tolerant of bodies that aren't JSON."""
+    try:
+        doc = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        err = doc["error"]
+        code = err.get("code") if isinstance(err.get("code"), str) else None
+        message = err.get("message") if isinstance(err.get("message"), str) else ""
+        return code, _clip(message)
+    return None, f"HTTP {status} with a body that is not a Graph error"
+
+
+def _clip(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _tls_message(exc: BaseException) -> str:
+    return _clip(
+        f"TLS verification failed ({exc}); if a proxy inspects TLS, pass its CA with --ca-bundle"
+    )
+
+
+def _network_message(exc: BaseException) -> str:
+    detail = str(exc) or type(exc).__name__
+    return _clip(f"connection failed: {detail}")

@@ -1,0 +1,298 @@
+"""Pure pacing policy: Retry-After, backoff, retry decisions and tenant pauses.
+
+Rules of this module:
+
+1. Every retry decision lives here; nothing here sleeps, reads a clock or does I/O.
+   Callers pass ``now`` (seconds on their own monotonic clock) and random draws in ``[0, 1)``.
+2. A throttled answer (429, or 503/504 carrying Retry-After) pauses the whole tenant and is
+   bounded by ``max_throttled``; any other retryable failure backs off that row alone and is
+   bounded by ``max_attempts``. A wait longer than ``max_retry_after_s`` is never slept: the
+   row gives up with kind ``throttled``.
+3. Waits are never negative and never exceed their caps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import math
+import re
+from collections import deque
+
+from ._errors import ErrorKind
+
+__all__ = [
+    "AdaptivePace",
+    "Decision",
+    "GiveUp",
+    "Retry",
+    "RetryPolicy",
+    "Success",
+    "TenantRate",
+    "backoff_s",
+    "decide",
+    "parse_retry_after",
+]
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(?:s|sec|seconds)?\s*$")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantRate:
+    """At most ``max_requests`` request starts per tenant in any window of ``period_s``."""
+
+    max_requests: int
+    period_s: float
+
+    @classmethod
+    def parse(cls, text: str) -> TenantRate:
+        """Parse ``N/SECONDS`` (e.g. ``100/20``); raises ValueError with a usable message."""
+        m = _RATE.match(text)
+        if not m or int(m.group(1)) < 1 or float(m.group(2)) <= 0:
+            raise ValueError(f"{text!r} is not N/SECONDS with N >= 1 and SECONDS > 0 (e.g. 100/20)")
+        return cls(int(m.group(1)), float(m.group(2)))
+
+    def limiter_params(self) -> tuple[float, float]:
+        """``(max_rate, time_period)`` for an ``AsyncLimiter`` that keeps this promise.
+
+        A leaky bucket of capacity ``c`` draining at ``r`` per second admits ``c + r * T``
+        starts in a window ``T``; aiolimiter's natural ``(N, T)`` would admit ``2N``. A
+        capacity of one request draining every ``T / (N - 1)`` seconds admits exactly ``N``
+        per window and keeps the long-run rate at ``(N - 1) / T``.
+        """
+        if self.max_requests <= 1:
+            return 1.0, self.period_s
+        return 1.0, self.period_s / (self.max_requests - 1)
+
+    def __str__(self) -> str:
+        return f"{self.max_requests}/{self.period_s:g}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounds on one row's tries (the contract's ``--max-*`` options)."""
+
+    max_attempts: int = 5
+    max_throttled: int = 30
+    max_retry_after_s: float = 300.0
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 60.0
+
+
+def parse_retry_after(value: str | None, *, now_epoch: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header, or None when absent or unreadable.
+
+    Accepts delta-seconds, including the fractional form older Graph pages show (``2.128``),
+    and an HTTP date (converted against ``now_epoch``, seconds since the Unix epoch).
+    Never negative.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now_epoch
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def backoff_s(attempt: int, *, base_s: float, cap_s: float, draw: float) -> float:
+    """Full-jitter exponential backoff: ``draw * min(cap_s, base_s * 2 ** (attempt - 1))``.
+
+    ``attempt`` counts from 1; ``draw`` is a uniform random number in ``[0, 1)``. Full
+    jitter spreads the retries of many rows that failed together (AWS architecture blog).
+    """
+    exp = min(max(attempt, 1) - 1, 62)
+    ceiling = min(cap_s, base_s * (2.0**exp))
+    return max(0.0, min(cap_s, draw * ceiling))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Success:
+    """The action succeeded."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Retry:
+    """Try again after ``wait_s``; ``pause_tenant`` holds every request of the tenant."""
+
+    wait_s: float
+    pause_tenant: bool
+    throttled: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GiveUp:
+    """The row ends ``failed`` with this error."""
+
+    kind: ErrorKind
+    code: str | None
+    message: str
+
+
+Decision = Success | Retry | GiveUp
+
+_RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
+_THROTTLE_WITH_RETRY_AFTER = frozenset({503, 504})
+
+
+def decide(
+    policy: RetryPolicy,
+    *,
+    status: int | None,
+    ok: bool = False,
+    failure: ErrorKind | None = None,
+    retry_after_s: float | None = None,
+    failures: int,
+    throttled: int,
+    draw: float,
+    code: str | None = None,
+    message: str = "",
+) -> Decision:
+    """Decide what follows one attempt.
+
+    ``failures`` counts this row's non-throttled failed tries including this one,
+    ``throttled`` its throttled answers including this one. ``failure`` is set (network or
+    timeout) when no HTTP status came back. ``ok`` says the action accepted the status.
+    """
+    if ok:
+        return Success()
+    is_throttle = status == 429 or (
+        status in _THROTTLE_WITH_RETRY_AFTER and retry_after_s is not None
+    )
+    if is_throttle:
+        if throttled > policy.max_throttled:
+            return GiveUp(
+                ErrorKind.THROTTLED,
+                code or "TooManyRequests",
+                f"still throttled after {throttled} throttled answers (--max-throttled "
+                f"{policy.max_throttled}); {message}".rstrip("; "),
+            )
+        if retry_after_s is None:
+            wait = backoff_s(
+                throttled,
+                base_s=max(policy.backoff_base_s, 1.0),
+                cap_s=policy.backoff_cap_s,
+                draw=draw,
+            )
+            # Keep a floor of half the un-jittered ceiling: a throttled tenant needs real rest.
+            wait = max(wait, min(policy.backoff_cap_s, max(policy.backoff_base_s, 1.0)) / 2)
+        else:
+            wait = retry_after_s
+        if wait > policy.max_retry_after_s:
+            return GiveUp(
+                ErrorKind.THROTTLED,
+                code or "TooManyRequests",
+                f"Retry-After {wait:g} s exceeds --max-retry-after {policy.max_retry_after_s:g} s",
+            )
+        return Retry(wait_s=wait, pause_tenant=True, throttled=True)
+
+    if failure is not None or status in _RETRYABLE_STATUSES:
+        kind = failure if failure is not None else ErrorKind.HTTP
+        if failures >= policy.max_attempts:
+            what = f"HTTP {status}" if status is not None else kind.value
+            return GiveUp(
+                kind,
+                code,
+                f"{what} on each of {failures} attempts (--max-attempts {policy.max_attempts})"
+                + (f": {message}" if message else ""),
+            )
+        wait = backoff_s(
+            failures, base_s=policy.backoff_base_s, cap_s=policy.backoff_cap_s, draw=draw
+        )
+        return Retry(wait_s=wait, pause_tenant=False, throttled=False)
+
+    return GiveUp(ErrorKind.HTTP, code, message or f"HTTP {status}")
+
+
+class AdaptivePace:
+    """Learns a tenant's real request room from its 429s (AIMD: additive increase, multiplicative
+    decrease).
+
+    The configured ``TenantRate`` is a hard ceiling enforced elsewhere; this adds spacing
+    between starts only after the tenant has been throttled: on a 429 the allowed rate drops
+    to ``decrease`` times the rate actually achieved over the last ``window_s``; each
+    ``window_s`` without a 429 raises it by ``increase`` of the ceiling, until spacing is
+    dropped altogether. It also holds the tenant-wide pause set by Retry-After.
+    """
+
+    __slots__ = (
+        "_ceiling_rps",
+        "_decrease",
+        "_increase",
+        "_last_change",
+        "_next_start",
+        "_rate_rps",
+        "_starts",
+        "_window_s",
+        "paused_until",
+    )
+
+    def __init__(
+        self,
+        ceiling: TenantRate,
+        *,
+        window_s: float | None = None,
+        decrease: float = 0.85,
+        increase: float = 0.05,
+    ) -> None:
+        self._ceiling_rps = ceiling.max_requests / ceiling.period_s
+        self._window_s = window_s if window_s is not None else min(ceiling.period_s, 10.0)
+        self._decrease = decrease
+        self._increase = increase
+        self._rate_rps: float | None = None  # None: no learned limit (only the ceiling)
+        self._next_start = 0.0
+        self._last_change = 0.0
+        self._starts: deque[float] = deque()
+        self.paused_until = 0.0
+
+    @property
+    def rate_rps(self) -> float | None:
+        """The learned rate in requests per second, or None while unthrottled."""
+        return self._rate_rps
+
+    def ready_at(self, now: float) -> float:
+        """The earliest time the next request of this tenant may start (>= now)."""
+        return max(now, self.paused_until, self._next_start if self._rate_rps else now)
+
+    def is_paused(self, now: float) -> bool:
+        return now < self.paused_until
+
+    def on_start(self, now: float) -> None:
+        """Record a request start and space the next one by the learned rate."""
+        self._starts.append(now)
+        horizon = now - self._window_s
+        while self._starts and self._starts[0] < horizon:
+            self._starts.popleft()
+        if self._rate_rps is None:
+            return
+        if now - self._last_change >= self._window_s:
+            self._rate_rps += self._increase * self._ceiling_rps
+            self._last_change = now
+            if self._rate_rps >= self._ceiling_rps:
+                self._rate_rps = None
+                return
+        self._next_start = max(self._next_start, now) + 1.0 / self._rate_rps
+
+    def on_throttled(self, now: float, wait_s: float) -> None:
+        """A throttled answer: pause the tenant for ``wait_s`` and lower the learned rate."""
+        self.paused_until = max(self.paused_until, now + wait_s)
+        if now - self._last_change < 0.5 and self._rate_rps is not None:
+            return  # answers to requests already in flight: decrease once per burst
+        horizon = now - self._window_s
+        achieved = sum(1 for t in self._starts if t >= horizon) / self._window_s
+        current = self._rate_rps if self._rate_rps is not None else self._ceiling_rps
+        base = min(current, achieved) if achieved > 0 else current
+        self._rate_rps = max(base * self._decrease, 1.0 / max(self._window_s, 1.0) / 10)
+        self._last_change = now
+        self._next_start = self.paused_until

@@ -1,0 +1,226 @@
+"""Report lines: one JSON object per input row, written whole and flushed as each row ends.
+
+The report is both the audit record and the resume log, so a line is encoded completely
+before a single ``os.write`` of it (no buffering layer that could split it), and a file
+report is opened for append: a crash leaves at most one torn last line, which
+``--resume`` cuts off before appending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import enum
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from typing import IO, Any
+
+import orjson
+
+from ._errors import ConfigError, ErrorKind
+
+__all__ = [
+    "Outcome",
+    "ReportError",
+    "ReportWriter",
+    "Status",
+    "encode_outcome",
+    "read_resume_keys",
+    "rfc3339",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Status(enum.StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    INVALID = "invalid"
+    SKIPPED = "skipped"
+    PLANNED = "planned"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReportError:
+    """The ``error`` object of a report line."""
+
+    kind: ErrorKind
+    code: str | None
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one input row ended; becomes exactly one report line."""
+
+    line: int
+    fields: Mapping[str, str | None]  # the action's row fields (tenant, connector, syncType)
+    status: Status
+    http_status: int | None = None
+    attempts: int = 0
+    throttled: int = 0
+    error: ReportError | None = None
+    request_id: str | None = None
+    client_request_id: str | None = None
+    started_at: float = 0.0  # seconds since the Unix epoch
+    finished_at: float = 0.0
+    extra: Mapping[str, str] | None = None
+
+    @property
+    def tenant(self) -> str | None:
+        return self.fields.get("tenant")
+
+
+def rfc3339(epoch_s: float) -> str:
+    """``2026-11-25T19:16:47.123Z``: RFC 3339, UTC, millisecond precision."""
+    stamp = dt.datetime.fromtimestamp(epoch_s, tz=dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def encode_outcome(outcome: Outcome) -> bytes:
+    """One report line, newline included, with the contract's fields in a stable order."""
+    doc: dict[str, Any] = {"line": outcome.line}
+    doc.update(outcome.fields)
+    doc["status"] = outcome.status.value
+    doc["http_status"] = outcome.http_status
+    doc["attempts"] = outcome.attempts
+    doc["throttled"] = outcome.throttled
+    err = outcome.error
+    doc["error"] = (
+        None if err is None else {"kind": err.kind.value, "code": err.code, "message": err.message}
+    )
+    doc["request_id"] = outcome.request_id
+    doc["client_request_id"] = outcome.client_request_id
+    doc["started_at"] = rfc3339(outcome.started_at)
+    doc["finished_at"] = rfc3339(outcome.finished_at)
+    doc["duration_ms"] = max(0, round((outcome.finished_at - outcome.started_at) * 1000))
+    if outcome.extra is not None:
+        doc["extra"] = dict(outcome.extra)
+    return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def resume_key(tenant: str, connector: str, sync_type: str) -> int:
+    """A row's identity for ``--resume``, hashed to keep a million keys small in memory.
+
+    Python's tuple hash is 64 bits: a false match among a million rows has odds near
+    1e-7, the price of a set of ints instead of a set of string triples (~4x the memory).
+    """
+    return hash((tenant.strip().lower(), connector.strip().lower(), sync_type))
+
+
+def _iter_report_lines(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        yield from fh
+
+
+def read_resume_keys(path: str) -> tuple[set[int], int]:
+    """Keys of rows already ``ok`` in an existing report, and the count of lines read.
+
+    Lines that are not JSON objects are ignored (a torn line is cut off by the writer
+    before appending). Only ``status == "ok"`` counts: failed rows are tried again.
+    """
+    done: set[int] = set()
+    count = 0
+    for raw in _iter_report_lines(path):
+        if not raw.endswith(b"\n"):
+            break  # torn last line from a crash
+        count += 1
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(doc, dict) or doc.get("status") != Status.OK.value:
+            continue
+        tenant, connector, sync_type = doc.get("tenant"), doc.get("connector"), doc.get("syncType")
+        if isinstance(tenant, str) and isinstance(connector, str) and isinstance(sync_type, str):
+            done.add(resume_key(tenant, connector, sync_type))
+    return done, count
+
+
+class ReportWriter:
+    """Writes report lines to a file descriptor, one ``os.write`` per whole line."""
+
+    def __init__(self, fd: int, *, name: str, owns_fd: bool) -> None:
+        self._fd = fd
+        self._name = name
+        self._owns_fd = owns_fd
+        self.lines_written = 0
+
+    @classmethod
+    def to_stream(cls, stream: IO[bytes]) -> ReportWriter:
+        """Report to an already open binary stream (standard output)."""
+        stream.flush()
+        return cls(stream.fileno(), name="<stdout>", owns_fd=False)
+
+    @classmethod
+    def open_path(cls, path: str, *, resume: bool, overwrite: bool) -> ReportWriter:
+        """Open a report file for append, refusing to clobber an existing report silently."""
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:
+            size = 0
+        except OSError as exc:
+            raise ConfigError(f"report {path!r}: {exc.strerror}") from None
+        if size and not resume and not overwrite:
+            raise ConfigError(
+                f"report {path!r} already exists and is not empty; pass --resume to finish that "
+                "run, or --overwrite to replace it"
+            )
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        if overwrite and not resume:
+            flags |= os.O_TRUNC
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"cannot open report {path!r}: {exc.strerror}") from None
+        if resume and size:
+            _cut_torn_tail(fd, path)
+        return cls(fd, name=path, owns_fd=True)
+
+    def write(self, outcome: Outcome) -> None:
+        self.write_bytes(encode_outcome(outcome))
+
+    def write_bytes(self, line: bytes) -> None:
+        view = memoryview(line)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self.lines_written += 1
+
+    def close(self) -> None:
+        if self._owns_fd:
+            with contextlib.suppress(OSError):  # fsync is unsupported on some pipes/filesystems
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._owns_fd = False
+
+    def __repr__(self) -> str:
+        return f"<ReportWriter {self._name} lines_written={self.lines_written}>"
+
+
+def _cut_torn_tail(fd: int, path: str) -> None:
+    """Truncate a report to its last newline, so appended lines start on a fresh line."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - 1))
+        if fh.read(1) == b"\n":
+            return
+        # Walk back in blocks to the last newline.
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            pos -= step
+            fh.seek(pos)
+            block = fh.read(step)
+            idx = block.rfind(b"\n")
+            if idx >= 0:
+                keep = pos + idx + 1
+                break
+        else:
+            keep = 0
+    log.warning("report %s ended with a torn line (%d bytes); cutting it off", path, size - keep)
+    os.ftruncate(fd, keep)

@@ -1,0 +1,273 @@
+"""Wiring for one ``batchsync run``: input, report, auth, Graph client and engine.
+
+Everything that can be checked before a row is sent is checked here first, so that a bad
+option, an unreadable input header, an existing report or an untrusted endpoint ends the
+run with exit status 2 and nothing sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, BinaryIO, cast
+
+import aiohttp
+
+from . import __version__
+from ._action import Action, ExchangeConnectorSync
+from ._auth import AuthMode, AuthSettings, TokenProvider
+from ._clouds import Endpoints
+from ._engine import EngineSettings, RunStats, run_engine
+from ._errors import ConfigError
+from ._graph import GraphClient, open_session
+from ._input import (
+    InputFormat,
+    Item,
+    Row,
+    SyncType,
+    detect_format,
+    drop_duplicates,
+    read_items,
+)
+from ._report import Outcome, ReportWriter, read_resume_keys, resume_key
+from ._shard import in_shard
+from ._tls import make_ssl_context
+
+__all__ = ["RunConfig", "run_batch", "user_agent"]
+
+log = logging.getLogger(__name__)
+
+
+def user_agent() -> str:
+    return f"batchsync/{__version__} (+aiohttp/{aiohttp.__version__})"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Everything one run needs; built by the CLI or by library users."""
+
+    input_path: str
+    endpoints: Endpoints
+    auth: AuthSettings
+    engine: EngineSettings = EngineSettings()
+    input_format: InputFormat | None = None
+    default_sync_type: SyncType = SyncType.DELTA
+    keep_extra: bool = False
+    report_path: str = "-"
+    resume: bool = False
+    overwrite: bool = False
+    shard: tuple[int, int] | None = None
+    ca_bundle: str | None = None
+    token_concurrency: int = 8
+    preflight: bool = True  # check that Graph and Entra are reachable and trusted first
+
+
+def _shard_filter(items: Iterable[Item], k: int, n: int) -> Iterator[Item]:
+    for item in items:
+        if in_shard(item.tenant or "", k, n):
+            yield item
+
+
+def _resume_filter(items: Iterable[Item], done: set[int]) -> Iterator[Item]:
+    for item in items:
+        if isinstance(item, Row) and resume_key(*item.key) in done:
+            continue
+        yield item
+
+
+def _open_input(path: str, stdin: IO[bytes]) -> IO[bytes]:
+    if path == "-":
+        return stdin
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise ConfigError(f"cannot read input {path!r}: {exc.strerror}") from None
+
+
+def build_items(
+    config: RunConfig, stream: IO[bytes], *, resume_done: set[int] | None = None
+) -> Iterator[Item]:
+    """The filtered item stream: parse, shard, drop duplicates, skip rows already done."""
+    fmt = detect_format(config.input_path, config.input_format)
+    items: Iterable[Item] = read_items(
+        cast(BinaryIO, stream), fmt=fmt, default_sync_type=config.default_sync_type, keep_extra=config.keep_extra
+    )
+    if config.shard is not None:
+        items = _shard_filter(items, *config.shard)
+    items = drop_duplicates(items)
+    if resume_done:
+        items = _resume_filter(items, resume_done)
+    return iter(items)
+
+
+def _prime(items: Iterator[Item]) -> Iterator[Item]:
+    """Read the first item now, so a bad header fails before any token is requested."""
+    first = next(items, None)
+    if first is None:
+        return iter(())
+
+    def chain() -> Iterator[Item]:
+        yield first
+        yield from items
+
+    return chain()
+
+
+async def preflight(session: aiohttp.ClientSession, urls: Iterable[str], timeout_s: float) -> None:
+    """Reach each endpoint once; a TLS or connection failure is a configuration error (exit 2)."""
+    for url in dict.fromkeys(urls):
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with session.get(url, allow_redirects=False) as resp:
+                    resp.release()
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise ConfigError(
+                f"cannot trust {url}: TLS certificate verification failed "
+                f"({exc.certificate_error}); "
+                "if a proxy inspects TLS, pass its CA certificate with --ca-bundle"
+            ) from None
+        except aiohttp.ClientSSLError as exc:
+            raise ConfigError(
+                f"TLS with {url} failed ({exc}); check --ca-bundle and the proxy settings"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ConfigError(
+                f"cannot reach {url} ({exc or type(exc).__name__}); check the network, the "
+                "proxy (HTTPS_PROXY/NO_PROXY) and --graph-url/--authority-host"
+            ) from None
+        except TimeoutError:
+            raise ConfigError(
+                f"no answer from {url} within {timeout_s:g} s; check the network and the proxy"
+            ) from None
+
+
+def forbidden_hint(mode: AuthMode) -> str:
+    if mode is AuthMode.APP:
+        return (
+            "the app lacks the consented application permission "
+            "DeviceManagementServiceConfig.ReadWrite.All in this tenant"
+        )
+    return (
+        "the signed-in account lacks an Intune role (e.g. Intune Administrator via GDAP) "
+        "in this tenant, or the app lacks DeviceManagementServiceConfig.ReadWrite.All"
+    )
+
+
+async def run_batch(
+    config: RunConfig,
+    *,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[bytes] | None = None,
+    stats: RunStats | None = None,
+    handle_signals: bool = False,
+    action: Action | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> RunStats:
+    """Run the whole job; raises ``ConfigError``/``InputError`` (exit 2) before any request."""
+    action = action or ExchangeConnectorSync()
+    stats = stats or RunStats()
+    stdin = stdin if stdin is not None else sys.stdin.buffer
+    stdout = stdout if stdout is not None else sys.stdout.buffer
+    if config.resume and config.report_path == "-":
+        raise ConfigError("--resume needs --report PATH (the report of the run to finish)")
+
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as stack:
+        stream = _open_input(config.input_path, stdin)
+        if stream is not stdin:
+            stack.callback(stream.close)
+        done: set[int] = set()
+        if config.resume:
+            with contextlib.suppress(FileNotFoundError):
+                done, _ = read_resume_keys(config.report_path)
+                log.info("resuming: %d rows already ok in %s", len(done), config.report_path)
+        items = build_items(config, stream, resume_done=done)
+        items = await loop.run_in_executor(None, _prime, items)
+
+        if config.report_path == "-":
+            writer = ReportWriter.to_stream(stdout)
+        else:
+            writer = ReportWriter.open_path(
+                config.report_path, resume=config.resume, overwrite=config.overwrite
+            )
+        stack.callback(writer.close)
+
+        def emit(outcome: Outcome) -> None:
+            writer.write(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+        engine_settings = dataclasses.replace(
+            config.engine, forbidden_hint=forbidden_hint(config.auth.resolved_mode())
+        )
+        if config.engine.dry_run:
+            return await run_engine(
+                items, action=action, settings=engine_settings, emit=emit, stats=stats
+            )
+
+        tokens = TokenProvider(
+            config.auth,
+            config.endpoints,
+            ca_bundle=config.ca_bundle,
+            token_concurrency=config.token_concurrency,
+            timeout_s=config.engine.timeout_s,
+        )
+        await tokens.open()
+        try:
+            ssl_ctx = make_ssl_context(config.ca_bundle)
+            async with open_session(
+                ca_bundle=config.ca_bundle,
+                limit=config.engine.concurrency + 4,
+                user_agent=user_agent(),
+                ssl_context=ssl_ctx,
+            ) as session:
+                if config.preflight:
+                    await preflight(
+                        session,
+                        [config.endpoints.graph_url + "/", config.endpoints.authority_host + "/"],
+                        min(config.engine.timeout_s, 15.0),
+                    )
+                graph = GraphClient(session, config.endpoints.graph_base)
+                with _signals(handle_signals) as hook:
+                    return await run_engine(
+                        items,
+                        action=action,
+                        settings=engine_settings,
+                        emit=emit,
+                        tokens=tokens,
+                        graph=graph,
+                        stats=stats,
+                        on_start=hook,
+                    )
+        finally:
+            await tokens.aclose()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _signals(enabled: bool) -> Iterator[Callable[[Callable[[], None]], None] | None]:
+    """Route SIGINT/SIGTERM to the engine's ``interrupt`` while the engine runs."""
+    if not enabled:
+        yield None
+        return
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+
+    def hook(interrupt: Callable[[], None]) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, interrupt)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
+                pass
+
+    try:
+        yield hook
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,363 @@
+"""The engine end to end over real HTTPS against the simulator, with real MSAL and aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _support import FAST_RETRY, make_rows, read_report, sim_config, tenant_id, write_csv
+
+from batchsync._auth import AccessToken, AuthMode
+from batchsync._engine import EngineSettings, RunStats
+from batchsync._pacing import RetryPolicy, TenantRate
+from batchsync._report import Outcome
+from batchsync._runner import run_batch
+from batchsync._summary import exit_status
+from batchsync.simulator import FaultConfig, SimulatorConfig, ThrottleConfig, run_simulator
+
+
+def _assert_one_line_per_row(report: list[dict[str, Any]], rows: int) -> None:
+    lines = sorted(int(r["line"]) for r in report)
+    assert lines == list(range(1, rows + 1))
+
+
+async def test_throttled_run_every_row_ok_no_request_in_pause(tmp_path: Path) -> None:
+    """200 rows, 20 tenants, throttled: all ok, no request inside a pause, one token each."""
+    rows = make_rows(20, 10)
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=4, window_s=0.5, retry_after="float"),
+        faults=FaultConfig(retry_after_s=0.2),
+    )
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        stats = await run_batch(sim_config(sim, write_csv(tmp_path / "in.csv", rows), report))
+        out = read_report(report)
+        _assert_one_line_per_row(out, 200)
+        assert {r["status"] for r in out} == {"ok"}
+        assert sum(sim.stats.throttled.values()) > 0, "the test must actually throttle"
+        assert sim.stats.requests_during_pause == 0
+        token_requests = Counter(t for (t, _grant) in sim.stats.token_requests)
+        assert set(token_requests.values()) == {1}
+        assert len(token_requests) == 20
+    assert stats.throttled_answers == sum(int(r["throttled"]) for r in out)
+    assert exit_status(stats) == 0
+
+
+async def test_faults_end_every_row_with_a_precise_line(tmp_path: Path) -> None:
+    """With 5% of each fault injected, every row ends ok or failed with a kind, never missing."""
+    rows = make_rows(20, 10)
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=0),
+        faults=FaultConfig(
+            seed=3,
+            http_500=0.05,
+            http_502=0.05,
+            http_503=0.05,
+            http_503_retry_after=0.05,
+            http_504=0.05,
+            drop=0.05,
+            malformed=0.05,
+            slow=0.02,
+            slow_s=3.0,
+            retry_after_s=0.05,
+        ),
+    )
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(
+            concurrency=16, tenant_rate=TenantRate(1000, 1.0), retry=FAST_RETRY, timeout_s=1.0
+        )
+        await run_batch(
+            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+        )
+        out = read_report(report)
+    _assert_one_line_per_row(out, 200)
+    for r in out:
+        assert r["status"] in ("ok", "failed")
+        if r["status"] == "failed":
+            assert r["error"]["kind"] in ("http", "network", "timeout")
+    assert sum(1 for r in out if int(r["attempts"]) > 1) > 0
+
+
+async def test_max_attempts_bounds_a_failing_row(tmp_path: Path) -> None:
+    """A row that always meets a 500 fails with kind http after --max-attempts tries."""
+    rows = make_rows(2, 2)
+    cfg = SimulatorConfig(throttle=ThrottleConfig(write_limit=0), faults=FaultConfig(http_500=1.0))
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(
+            tenant_rate=TenantRate(1000, 1.0),
+            retry=dataclasses.replace(FAST_RETRY, max_attempts=3),
+        )
+        stats = await run_batch(
+            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+        )
+        out = read_report(report)
+    assert [r["attempts"] for r in out] == [3, 3, 3, 3]
+    assert {r["error"]["kind"] for r in out} == {"http"}
+    assert {r["http_status"] for r in out} == {500}
+    assert exit_status(stats) == 1
+
+
+async def test_request_timeout_is_kind_timeout(tmp_path: Path) -> None:
+    """An answer slower than --timeout counts as an attempt of kind timeout."""
+    rows = make_rows(1, 2)
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=0), faults=FaultConfig(slow=1.0, slow_s=5.0)
+    )
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(
+            tenant_rate=TenantRate(1000, 1.0),
+            retry=dataclasses.replace(FAST_RETRY, max_attempts=2),
+            timeout_s=0.3,
+        )
+        await run_batch(
+            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+        )
+        out = read_report(report)
+    assert [(r["status"], r["error"]["kind"], r["attempts"]) for r in out] == [
+        ("failed", "timeout", 2),
+        ("failed", "timeout", 2),
+    ]
+
+
+async def test_huge_retry_after_fails_row_throttled(tmp_path: Path) -> None:
+    """A Retry-After beyond --max-retry-after ends the row throttled instead of sleeping."""
+    rows = make_rows(1, 3)
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=1, window_s=3600.0, retry_after="seconds"),
+        faults=FaultConfig(retry_after_s=3600.0),
+    )
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(
+            tenant_rate=TenantRate(1000, 1.0),
+            retry=dataclasses.replace(FAST_RETRY, max_retry_after_s=5.0),
+        )
+        await run_batch(
+            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+        )
+        out = read_report(report)
+    statuses = Counter(r["status"] for r in out)
+    assert statuses == {"ok": 1, "failed": 2}
+    failed = [r for r in out if r["status"] == "failed"]
+    assert {r["error"]["kind"] for r in failed} == {"throttled"}
+    assert all(r["http_status"] == 429 for r in failed)
+
+
+async def test_fairness_small_tenant_not_starved(tmp_path: Path) -> None:
+    """A 1-row tenant after a big, slowly paced tenant finishes long before the big one."""
+    big = tenant_id(0)
+    rows = [r for r in make_rows(1, 60)] + [(tenant_id(1), make_rows(2, 1)[1][1], "deltaSync")]
+    assert rows[-1][0] != big
+    async with run_simulator(SimulatorConfig(throttle=ThrottleConfig(write_limit=0))) as sim:
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(concurrency=4, tenant_rate=TenantRate(20, 1.0), retry=FAST_RETRY)
+        await run_batch(
+            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+        )
+        out = read_report(report)
+    position = next(i for i, r in enumerate(out) if r["tenant"] == tenant_id(1))
+    assert position < 10, f"the small tenant ended at position {position} of {len(out)}"
+
+
+async def test_per_tenant_auth_error_fails_only_that_tenant(tmp_path: Path) -> None:
+    """AADSTS700016 in one tenant fails its rows with kind auth, once; other tenants go on."""
+    rows = make_rows(4, 3)
+    bad = tenant_id(2)
+    cfg = SimulatorConfig(throttle=ThrottleConfig(write_limit=0), tenant_errors={bad: 700016})
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        stats = await run_batch(sim_config(sim, write_csv(tmp_path / "in.csv", rows), report))
+        out = read_report(report)
+        bad_requests = sum(n for (t, _g), n in sim.stats.token_requests.items() if t == bad)
+    _assert_one_line_per_row(out, 12)
+    for r in out:
+        if r["tenant"] == bad:
+            assert r["status"] == "failed"
+            assert r["error"]["kind"] == "auth"
+            assert r["error"]["code"] == "AADSTS700016"
+            assert r["attempts"] == 0
+        else:
+            assert r["status"] == "ok"
+    assert bad_requests == 1, "a permanent error must not be retried"
+    assert bad in stats.failed_tenants
+
+
+async def test_run_stopping_error_fails_every_row(tmp_path: Path) -> None:
+    """A wrong client secret stops the run: every row fails auth and the reason is kept."""
+    rows = make_rows(5, 4)
+    async with run_simulator(SimulatorConfig(throttle=ThrottleConfig(write_limit=0))) as sim:
+        report = tmp_path / "r.jsonl"
+        config = sim_config(
+            sim,
+            write_csv(tmp_path / "in.csv", rows),
+            report,
+            mode=AuthMode.APP,
+            auth_overrides={"client_secret": "wrong-secret-value"},
+        )
+        stats = await run_batch(config)
+        out = read_report(report)
+        graph_requests = sum(sim.stats.graph_requests.values())
+    _assert_one_line_per_row(out, 20)
+    assert {r["status"] for r in out} == {"failed"}
+    assert {r["error"]["code"] for r in out} == {"AADSTS7000215"}
+    assert graph_requests == 0
+    assert stats.stop_reason
+    assert "secret" in stats.stop_reason.lower()
+    assert "wrong-secret-value" not in report.read_text()
+
+
+class _StaleUntilInvalidated:
+    """Serves a token Graph refuses until the engine invalidates it, then real ones."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.invalidated: list[str] = []
+
+    async def get(self, tenant: str) -> AccessToken:
+        if tenant not in self.invalidated:
+            return AccessToken(value="not-a-valid-token", expires_at=1e12, tenant=tenant)
+        return await self.inner.get(tenant)  # type: ignore[attr-defined,no-any-return]
+
+    def invalidate(self, token: AccessToken) -> None:
+        self.invalidated.append(token.tenant)
+
+
+async def test_graph_401_refreshes_token_once(tmp_path: Path) -> None:
+    """A Graph 401 makes the row fetch a fresh token and try again; the row ends ok."""
+    from batchsync._engine import run_engine
+    from batchsync._graph import GraphClient, open_session
+    from batchsync._runner import build_items
+
+    rows = make_rows(2, 1)
+    async with run_simulator(SimulatorConfig(throttle=ThrottleConfig(write_limit=0))) as sim:
+        config = sim_config(sim, write_csv(tmp_path / "in.csv", rows), tmp_path / "r.jsonl")
+        from batchsync._action import ExchangeConnectorSync
+        from batchsync._auth import TokenProvider
+
+        outcomes: list[Outcome] = []
+        provider = TokenProvider(config.auth, config.endpoints, ca_bundle=sim.ca_pem_path)
+        await provider.open()
+        tokens = _StaleUntilInvalidated(provider)
+        async with open_session(ca_bundle=sim.ca_pem_path, limit=8, user_agent="t") as session:
+            with Path(config.input_path).open("rb") as fh:  # noqa: ASYNC230 - a tiny local file
+                await run_engine(
+                    build_items(config, fh),
+                    action=ExchangeConnectorSync(),
+                    settings=config.engine,
+                    emit=outcomes.append,
+                    tokens=tokens,
+                    graph=GraphClient(session, config.endpoints.graph_base),
+                )
+        await provider.aclose()
+        assert sim.stats.unauthorized == 2
+    assert [o.status.value for o in outcomes] == ["ok", "ok"]
+    assert [o.attempts for o in outcomes] == [2, 2]
+    assert sorted(tokens.invalidated) == sorted({r[0] for r in rows})
+
+
+async def test_dry_run_sends_nothing(tmp_path: Path) -> None:
+    """--dry-run writes planned lines and contacts neither Entra nor Graph."""
+    rows = make_rows(3, 2)
+    async with run_simulator() as sim:
+        report = tmp_path / "r.jsonl"
+        config = sim_config(sim, write_csv(tmp_path / "in.csv", rows), report)
+        config = dataclasses.replace(
+            config, engine=dataclasses.replace(config.engine, dry_run=True)
+        )
+        stats = await run_batch(config)
+        assert sum(sim.stats.token_requests.values()) == 0
+        assert sum(sim.stats.graph_requests.values()) == 0
+    assert {r["status"] for r in read_report(report)} == {"planned"}
+    assert exit_status(stats) == 0
+
+
+async def test_invalid_and_duplicate_rows_get_lines(tmp_path: Path) -> None:
+    """Bad rows become invalid lines, repeats become skipped lines, the rest are synced."""
+    t = tenant_id(0)
+    good = make_rows(1, 2)
+    text = (
+        "tenant,connector,syncType\n"
+        f"{good[0][0]},{good[0][1]},fullSync\n"
+        f"{t},not-a-guid,fullSync\n"
+        f"{good[0][0]},{good[0][1]},FULLSYNC\n"
+        f"../etc,{good[1][1]},deltaSync\n"
+        f"{good[1][0]},{good[1][1]},sometimes\n"
+    )
+    (tmp_path / "in.csv").write_text(text)
+    async with run_simulator(SimulatorConfig(throttle=ThrottleConfig(write_limit=0))) as sim:
+        report = tmp_path / "r.jsonl"
+        stats = await run_batch(sim_config(sim, tmp_path / "in.csv", report))
+        assert sum(sim.stats.sync_requests.values()) == 1
+    out = sorted(read_report(report), key=lambda r: int(r["line"]))
+    assert [r["status"] for r in out] == ["ok", "invalid", "skipped", "invalid", "invalid"]
+    assert out[2]["error"]["kind"] == "duplicate"
+    assert "connector" in out[1]["error"]["message"]
+    assert exit_status(stats) == 1
+
+
+async def test_interrupt_gives_interrupted_lines(tmp_path: Path) -> None:
+    """On interrupt, rows taken in but unfinished get interrupted lines; nothing is lost or torn."""
+    rows = make_rows(4, 25)
+    cfg = SimulatorConfig(throttle=ThrottleConfig(write_limit=0), graph_latency_s=0.2)
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(
+            concurrency=4,
+            tenant_rate=TenantRate(1000, 1.0),
+            retry=RetryPolicy(),
+            grace_s=0.05,
+            lookahead=10,  # rows not yet read when interrupted get no line
+        )
+        config = sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+        stats = RunStats()
+
+        async def interrupt_soon() -> None:
+            while stats.statuses.get("ok", 0) < 8:  # noqa: ASYNC110 - polling a plain counter
+                await asyncio.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(interrupt_soon())
+            await run_batch(config, stats=stats, handle_signals=True)
+        out = read_report(report)
+    assert stats.interrupted
+    assert exit_status(stats) == 130
+    lines = [int(r["line"]) for r in out]
+    assert len(lines) == len(set(lines))
+    statuses = Counter(r["status"] for r in out)
+    assert statuses["ok"] >= 8
+    assert statuses["failed"] > 0
+    assert {r["error"]["kind"] for r in out if r["status"] == "failed"} == {"interrupted"}
+    assert len(out) < 100
+
+
+@pytest.mark.parametrize("form", ["seconds", "date", "none"])
+async def test_retry_after_forms_absorbed(tmp_path: Path, form: str) -> None:
+    """Each Retry-After form (and none, Intune's habit) is honoured and every row ends ok."""
+    rows = make_rows(2, 6)
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=3, window_s=1.0, retry_after=form),  # type: ignore[arg-type]
+        faults=FaultConfig(retry_after_s=1.0),
+    )
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(
+            tenant_rate=TenantRate(1000, 1.0),
+            retry=dataclasses.replace(FAST_RETRY, backoff_base_s=0.5, backoff_cap_s=2.0),
+        )
+        await run_batch(
+            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+        )
+        out = read_report(report)
+        throttled = sum(sim.stats.throttled.values())
+    assert {r["status"] for r in out} == {"ok"}
+    assert throttled > 0

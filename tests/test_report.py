@@ -1,0 +1,150 @@
+"""Report lines: shape, whole-line writes, resume keys, refusing to clobber a report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from batchsync._errors import ConfigError, ErrorKind
+from batchsync._report import (
+    Outcome,
+    ReportError,
+    ReportWriter,
+    Status,
+    encode_outcome,
+    read_resume_keys,
+    resume_key,
+    rfc3339,
+)
+
+FIELDS = {
+    "tenant": "contoso.onmicrosoft.com",
+    "connector": "a2701597-be3f-59c6-9697-3e92078e447e",
+    "syncType": "fullSync",
+}
+CONTRACT_KEYS = [
+    "line",
+    "tenant",
+    "connector",
+    "syncType",
+    "status",
+    "http_status",
+    "attempts",
+    "throttled",
+    "error",
+    "request_id",
+    "client_request_id",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+]
+
+
+def _outcome(status: Status = Status.OK, **kw: object) -> Outcome:
+    base: dict[str, object] = {
+        "line": 3,
+        "fields": FIELDS,
+        "status": status,
+        "http_status": 204,
+        "attempts": 2,
+        "throttled": 1,
+        "request_id": "rid",
+        "client_request_id": "crid",
+        "started_at": 1_800_000_000.0,
+        "finished_at": 1_800_000_000.25,
+    }
+    base.update(kw)
+    return Outcome(**base)  # type: ignore[arg-type]
+
+
+def test_line_has_every_contract_field_in_order() -> None:
+    """A report line carries the contract's fields, in a stable order, and ends in a newline."""
+    line = encode_outcome(_outcome())
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    doc = orjson.loads(line)
+    assert list(doc) == CONTRACT_KEYS
+    assert doc["status"] == "ok"
+    assert doc["duration_ms"] == 250
+    assert doc["started_at"] == "2027-01-15T08:00:00.000Z"
+    assert doc["error"] is None
+
+
+def test_error_object_and_extra() -> None:
+    """A failed line carries error {kind, code, message}; extra appears only when kept."""
+    out = _outcome(
+        Status.FAILED,
+        error=ReportError(ErrorKind.AUTH, "AADSTS700016", "not consented"),
+        extra={"Customer": "Contoso"},
+    )
+    doc = orjson.loads(encode_outcome(out))
+    assert doc["error"] == {"kind": "auth", "code": "AADSTS700016", "message": "not consented"}
+    assert doc["extra"] == {"Customer": "Contoso"}
+    assert "extra" not in orjson.loads(encode_outcome(_outcome()))
+
+
+def test_rfc3339_is_utc_with_millis() -> None:
+    """Timestamps are RFC 3339 in UTC with a Z suffix."""
+    assert rfc3339(0.5) == "1970-01-01T00:00:00.500Z"
+
+
+def test_refuses_to_overwrite_existing_report(tmp_path: Path) -> None:
+    """An existing report without --resume or --overwrite is refused, naming both options."""
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(encode_outcome(_outcome()))
+    with pytest.raises(ConfigError, match=r"--resume.*--overwrite"):
+        ReportWriter.open_path(str(path), resume=False, overwrite=False)
+
+
+def test_overwrite_truncates(tmp_path: Path) -> None:
+    """--overwrite replaces the old report."""
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b"old\n" * 10)
+    writer = ReportWriter.open_path(str(path), resume=False, overwrite=True)
+    writer.write(_outcome())
+    writer.close()
+    assert path.read_bytes() == encode_outcome(_outcome())
+
+
+def test_resume_appends_and_cuts_torn_tail(tmp_path: Path) -> None:
+    """--resume cuts a torn last line off before appending, so the report stays valid JSONL."""
+    path = tmp_path / "r.jsonl"
+    whole = encode_outcome(_outcome())
+    path.write_bytes(whole + b'{"line": 4, "tena')
+    done, count = read_resume_keys(str(path))
+    assert count == 1
+    assert resume_key("Contoso.onmicrosoft.com", FIELDS["connector"].upper(), "fullSync") in done
+    writer = ReportWriter.open_path(str(path), resume=True, overwrite=False)
+    writer.write(_outcome(line=5))
+    writer.close()
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 2
+    assert [orjson.loads(x)["line"] for x in lines] == [3, 5]
+
+
+def test_resume_keys_only_ok_rows(tmp_path: Path) -> None:
+    """Only rows that ended ok are skipped by --resume; failed ones run again."""
+    path = tmp_path / "r.jsonl"
+    failed = _outcome(Status.FAILED, error=ReportError(ErrorKind.HTTP, None, "x"))
+    path.write_bytes(encode_outcome(failed) + b"not json\n" + b"[1]\n")
+    done, count = read_resume_keys(str(path))
+    assert done == set()
+    assert count == 3
+
+
+def test_writer_uses_one_write_per_line(tmp_path: Path) -> None:
+    """Lines reach the file whole even when the descriptor is shared (append mode)."""
+    path = tmp_path / "r.jsonl"
+    a = ReportWriter.open_path(str(path), resume=False, overwrite=False)
+    fd = os.open(str(path), os.O_WRONLY | os.O_APPEND)
+    b = ReportWriter(fd, name="second", owns_fd=True)
+    for i in range(200):
+        (a if i % 2 else b).write(_outcome(line=i))
+    a.close()
+    b.close()
+    lines = path.read_bytes().splitlines()
+    assert sorted(orjson.loads(x)["line"] for x in lines) == list(range(200))
+    assert "lines_written=100" in repr(a)
