@@ -399,11 +399,6 @@ class _Msal:
         with self._lock:
             self._apps.pop(tenant, None)
 
-    @property
-    def tenants(self) -> int:
-        with self._lock:
-            return len(self._apps)
-
 
 def _stale(result: Mapping[str, Any], min_lifetime_s: float) -> bool:
     """A token MSAL served from its own cache that the provider would refresh at once."""
@@ -441,11 +436,11 @@ class _Failure:
     def code(self) -> str | None:
         return self.entra.code if self.entra else None
 
-    def message(self, tenant: str, attempts: int) -> str:
+    def message(self, tenant: str, attempts: int, *, failed: str = "token failed") -> str:
         if self.entra is not None:
-            return describe(self.entra, tenant=tenant, attempts=attempts)
+            return describe(self.entra, tenant=tenant, attempts=attempts, failed=failed)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
-        return f"tenant '{tenant}': token failed{tries}: {self.text}"
+        return f"tenant '{tenant}': {failed}{tries}: {self.text}"
 
 
 def _exception_chain(exc: BaseException) -> list[BaseException]:
@@ -963,7 +958,11 @@ def login_device_code(
     path = _cache_path(settings)
     cache = _read_cache(path)
     session = TrustedSession(ca_bundle=ca_bundle, pool_maxsize=2, timeout_s=30.0)
-    info = ResponseInfo()
+
+    def sign_in_error(failure: _Failure) -> AuthError:
+        message = failure.message(tenant, 1, failed="sign-in failed")
+        return AuthError(message, code=failure.code, tenant=tenant)
+
     try:
         try:
             app = msal.PublicClientApplication(
@@ -978,31 +977,20 @@ def login_device_code(
             )
             flow: dict[str, Any] = app.initiate_device_flow(scopes=[endpoints.scope])
         except Exception as exc:
-            info = session.last_response()
-            failure = _classify_exception(exc, info, endpoints)
-            raise AuthError(
-                failure.message(tenant, 1).replace("token failed", "sign-in failed", 1),
-                code=failure.code,
-                tenant=tenant,
+            raise sign_in_error(
+                _classify_exception(exc, session.last_response(), endpoints)
             ) from None
         if "user_code" not in flow:
             entra = entra_error_from_response(flow)
-            raise AuthError(
-                describe(entra, tenant=tenant).replace("token failed", "sign-in failed", 1),
-                code=entra.code,
-                tenant=tenant,
-            )
+            raise sign_in_error(_Failure(classify(entra), entra=entra))
         echo(str(flow.get("message") or f"Enter the code {flow['user_code']} to sign in."))
         deadline = time.time() + timeout_s
         flow["expires_at"] = min(float(flow.get("expires_at", deadline)), deadline)
         try:
             result: dict[str, Any] = app.acquire_token_by_device_flow(flow)
         except Exception as exc:
-            failure = _classify_exception(exc, session.last_response(), endpoints)
-            raise AuthError(
-                failure.message(tenant, 1).replace("token failed", "sign-in failed", 1),
-                code=failure.code,
-                tenant=tenant,
+            raise sign_in_error(
+                _classify_exception(exc, session.last_response(), endpoints)
             ) from None
         if "access_token" not in result:
             entra = entra_error_from_response(result)
@@ -1012,11 +1000,7 @@ def login_device_code(
                     code=entra.code,
                     tenant=tenant,
                 )
-            raise AuthError(
-                describe(entra, tenant=tenant).replace("token failed", "sign-in failed", 1),
-                code=entra.code,
-                tenant=tenant,
-            )
+            raise sign_in_error(_Failure(classify(entra), entra=entra))
         _write_cache(cache, path)
         claims = result.get("id_token_claims") or {}
         username = claims.get("preferred_username") if isinstance(claims, dict) else None

@@ -250,10 +250,12 @@ def _advice(err: EntraError, action: Action) -> str:
     return "check the tenant and the app's permissions in it"
 
 
-def describe(err: EntraError, *, tenant: str, attempts: int = 1) -> str:
+def describe(
+    err: EntraError, *, tenant: str, attempts: int = 1, failed: str = "token failed"
+) -> str:
     """``tenant 'x': token failed (AADSTS700016): <Entra's sentence>; <what to do>``."""
     action = classify(err)
     code = f" ({err.code})" if err.code else ""
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     parts = [p for p in (err.description.rstrip("."), _advice(err, action)) if p]
-    return f"tenant '{tenant}': token failed{code}{tries}: " + "; ".join(parts)
+    return f"tenant '{tenant}': {failed}{code}{tries}: " + "; ".join(parts)

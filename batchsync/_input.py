@@ -182,7 +182,7 @@ _FIELD_NAMES: Final = {
     _CONNECTOR: "connector, connectorId, connector_id, id",
     _SYNC: "syncType, sync_type",
 }
-# Keys after _norm_key: case, spaces, '_' and '-' do not matter ("Tenant ID" is tenantid).
+# Names as _field_of sees them: case, spaces, '_' and '-' do not matter ("Tenant ID" is tenantid).
 _ALIASES: Final[dict[str, str]] = {
     "tenant": _TENANT,
     "tenantid": _TENANT,
@@ -192,6 +192,10 @@ _ALIASES: Final[dict[str, str]] = {
     "synctype": _SYNC,
 }
 _KEY_STRIP: Final = str.maketrans("", "", " _-")
+
+
+# JSON key as written -> canonical field, or "" for an extra key (see _learn_field).
+_FIELD_CACHE: Final[dict[str, str]] = {}
 
 
 def _field_of(name: str) -> str | None:
@@ -407,19 +411,26 @@ def read_items(
 
     ``stream`` is read in chunks and never closed. The encoding is UTF-8 (BOM optional), or
     UTF-16/32 when a BOM (or a UTF-16 zero pattern) says so; undecodable bytes reject their
-    row (``bad_encoding``), they never end the run. ``max_line_bytes`` caps a physical line
-    and a whole CSV record, in UTF-8 bytes without line ends (``line_too_long``).
-    Raises ``InputError`` only for a CSV header that lacks a tenant or connector column.
+    row (``bad_encoding``; so does a literal U+FFFD, the mark of an earlier bad conversion),
+    they never end the run. ``max_line_bytes`` caps a physical line and a whole CSV record,
+    in UTF-8 bytes without line ends (``line_too_long``).
+
+    CSV: the delimiter (``,`` ``;`` tab ``|``) is the one that makes the first line a usable
+    header. A row with fewer fields than the header is fine when the required values are
+    there (missing cells are empty); more fields are ``ragged_row`` unless the extra ones are
+    empty. Raises ``InputError`` only for a header that lacks a tenant or connector column,
+    names one twice (``tenant`` and ``tenantId``), or is longer than ``max_line_bytes``.
     """
     if max_line_bytes < 1:
         raise ValueError("max_line_bytes must be at least 1")
+    fmt, default = InputFormat(fmt), SyncType(default_sync_type)
     text, encoding = _open_text(stream)
     try:
         lines = _Lines(text, max_line_bytes)
         if fmt is InputFormat.CSV:
-            yield from _read_csv(lines, encoding, default_sync_type, keep_extra)
+            yield from _read_csv(lines, encoding, default, keep_extra)
         else:
-            yield from _read_jsonl(lines, encoding, default_sync_type, keep_extra)
+            yield from _read_jsonl(lines, encoding, default, keep_extra)
     finally:
         # Leave the caller's stream open: a TextIOWrapper closes its buffer when collected.
         text.detach()
@@ -682,6 +693,8 @@ def _read_jsonl(
     next_line = lines.next_line
     enc_message = _encoding_problem(encoding, csv_hint=False)
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    field_cache, tenants, sync_types = _FIELD_CACHE, dict[str, str](), _SYNC_TYPES
+    guid_match, new_row = _GUID_RE.fullmatch, _new_row
     line = 0
     while True:
         text, nbytes, bad_encoding = next_line()
@@ -721,20 +734,69 @@ def _read_jsonl(
                 f"expected a JSON object, got {_json_type(obj) if obj is not None else 'null'}",
             )
             continue
+        # Fast path: string values under one key each; anything else is explained slowly.
+        tv: object = None
+        cv: object = None
+        sv: object = None
+        seen = 0  # tenant counts 1, connector 4, syncType 16: 5 or 21 means each at most once
+        for key, value in obj.items():
+            field = field_cache.get(key)
+            if field is None:
+                field = _learn_field(key)
+            if field == _TENANT:
+                tv = value
+                seen += 1
+            elif field == _CONNECTOR:
+                cv = value
+                seen += 4
+            elif field == _SYNC:
+                sv = value
+                seen += 16
+        if (seen == 5 or seen == 21) and type(tv) is str and type(cv) is str:
+            t = tv.strip()
+            tenant = tenants.get(t)
+            if tenant is None:
+                tenant = canonical_tenant(t)
+                if tenant is not None and len(tenants) < _TENANT_CACHE_MAX:
+                    tenants[t] = tenant
+            c = cv.strip()
+            connector = c.lower() if guid_match(c) else canonical_connector(c)
+            if sv is None:
+                sync: SyncType | None = default
+            elif type(sv) is str:
+                s = sv.strip()
+                sync = sync_types.get(s.lower()) if s else default
+            else:
+                sync = None
+            if tenant is not None and connector is not None and sync is not None:
+                extra = _json_extra(obj) if keep_extra else None
+                yield new_row(line, tenant, connector, sync, extra)
+                continue
         yield _json_row(line, obj, default, keep_extra)
+
+
+def _learn_field(key: str) -> str:
+    """``_field_of`` for a JSON key, remembered (boundedly): keys repeat on every line."""
+    field = _field_of(key) or ""
+    if len(_FIELD_CACHE) < 1024:
+        _FIELD_CACHE[key] = field
+    return field
+
+
+def _json_extra(obj: dict[str, object]) -> dict[str, str]:
+    return {key: _json_text(value) for key, value in obj.items() if not _field_of(key)}
 
 
 def _json_row(line: int, obj: dict[str, object], default: SyncType, keep_extra: bool) -> Item:
     """Turn one decoded object into a Row, or a Rejected naming the key and the problem."""
     values: dict[str, tuple[str, object]] = {}  # field -> (key as written, value)
-    extra: dict[str, str] | None = {} if keep_extra else None
+    extra = _json_extra(obj) if keep_extra else None
     ambiguous: str | None = None
     for key, value in obj.items():
         field = _field_of(key)
         if field is None:
-            if extra is not None:
-                extra[key] = _json_text(value)
-        elif field in values:
+            continue
+        if field in values:
             ambiguous = ambiguous or (
                 f"keys {values[field][0]!r} and {key!r} both give the {field}; keep one"
             )
@@ -801,6 +863,11 @@ _EMPTY: Final = 0
 _MAX_STORED_LINE: Final = 2**32 - 2
 
 
+def _clamp_line(line: int) -> int:
+    """Lines beyond 4e9 (never seen in practice) are remembered as 4e9."""
+    return min(max(line, 0), _MAX_STORED_LINE)
+
+
 class _SeenKeys:
     """Open-addressing table (linear probing) of 96-bit key hashes -> first line, in flat
     arrays of 16 bytes a slot, at most half full.
@@ -840,11 +907,11 @@ class _SeenKeys:
             if los[i] == lo and his[i] == hi:
                 return seen - 1
             i = (i + 1) & mask
-        lines[i] = min(max(line, 0), _MAX_STORED_LINE) + 1
+        lines[i] = line + 1 if 0 <= line < _MAX_STORED_LINE else _clamp_line(line) + 1
         los[i] = lo
         his[i] = hi
-        self._count += 1
-        if 2 * self._count > mask:
+        self._count = count = self._count + 1
+        if count + count > mask:
             self._grow()
         return None
 

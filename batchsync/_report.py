@@ -140,10 +140,14 @@ def read_resume_keys(path: str) -> tuple[set[int], int]:
 
 
 class ReportWriter:
-    """Writes report lines to a file descriptor, one ``os.write`` per whole line."""
+    """Writes report lines whole: one ``os.write`` per line on a descriptor, or one
+    ``write`` + ``flush`` on a stream that has none (an embedding application's buffer)."""
 
-    def __init__(self, fd: int, *, name: str, owns_fd: bool) -> None:
+    def __init__(
+        self, fd: int | None, *, name: str, owns_fd: bool, stream: IO[bytes] | None = None
+    ) -> None:
         self._fd = fd
+        self._stream = stream
         self._name = name
         self._owns_fd = owns_fd
         self.lines_written = 0
@@ -151,8 +155,12 @@ class ReportWriter:
     @classmethod
     def to_stream(cls, stream: IO[bytes]) -> ReportWriter:
         """Report to an already open binary stream (standard output)."""
+        try:
+            fd = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            return cls(None, name=getattr(stream, "name", "<stream>"), owns_fd=False, stream=stream)
         stream.flush()
-        return cls(stream.fileno(), name="<stdout>", owns_fd=False)
+        return cls(fd, name="<stdout>", owns_fd=False)
 
     @classmethod
     def open_path(cls, path: str, *, resume: bool, overwrite: bool) -> ReportWriter:
@@ -183,14 +191,19 @@ class ReportWriter:
         self.write_bytes(encode_outcome(outcome))
 
     def write_bytes(self, line: bytes) -> None:
-        view = memoryview(line)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        if self._fd is None:
+            assert self._stream is not None
+            self._stream.write(line)
+            self._stream.flush()
+        else:
+            view = memoryview(line)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
         self.lines_written += 1
 
     def close(self) -> None:
-        if self._owns_fd:
+        if self._owns_fd and self._fd is not None:
             with contextlib.suppress(OSError):  # fsync is unsupported on some pipes/filesystems
                 os.fsync(self._fd)
             os.close(self._fd)

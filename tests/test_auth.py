@@ -309,6 +309,15 @@ def test_session_keeps_env_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     assert merged["verify"] is True
 
 
+def test_proxy_pools_use_the_pinned_trust() -> None:
+    """Connections tunnelled through a proxy verify with the same pinned SSLContext."""
+    with TrustedSession() as s:
+        manager = s.get_adapter("https://login.example").proxy_manager_for(  # type: ignore[attr-defined]
+            "http://proxy.invalid:3128"
+        )
+        assert manager.connection_pool_kw["ssl_context"] is s.ssl_context
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [("3", 3.0), ("2.5", 2.5), ("-1", 0.0), (None, None), ("soon", None), ("nan", None)],
@@ -784,3 +793,33 @@ async def test_delegated_expired_sign_in_stops_the_run(sim: Simulator, tmp_path:
         assert info.value.code == "AADSTS700082"
         with pytest.raises(RunStoppingAuthError):
             await provider.get("t2.onmicrosoft.com")
+
+
+async def test_login_failures_are_auth_errors(sim: Simulator, tmp_path: Path) -> None:
+    """Login to an unknown tenant, or a code nobody approves in time, raises AuthError
+    and writes no cache."""
+    cache_path = tmp_path / "c.json"
+    settings = AuthSettings(client_id=sim.config.client_id, token_cache_path=str(cache_path))
+    _configure(
+        sim, unknown_tenants=frozenset({"nope.onmicrosoft.com"}), auto_approve_device_code=False
+    )
+    with pytest.raises(AuthError, match="sign-in failed") as info:
+        await asyncio.to_thread(
+            login_device_code,
+            settings,
+            _endpoints(sim.url),
+            tenant="nope.onmicrosoft.com",
+            ca_bundle=sim.ca_pem_path,
+            echo=print,
+        )
+    assert info.value.code == "AADSTS90002"
+    with pytest.raises(AuthError, match="not completed in time"):
+        await asyncio.to_thread(
+            login_device_code,
+            settings,
+            _endpoints(sim.url),
+            ca_bundle=sim.ca_pem_path,
+            echo=print,
+            timeout_s=0,
+        )
+    assert not cache_path.exists()

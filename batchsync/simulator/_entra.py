@@ -178,8 +178,16 @@ def tenant_exists(tenant: str, unknown: frozenset[str]) -> bool:
 class _EntraError(Exception):
     """An OAuth error answer; raised inside a handler, turned into a response once."""
 
-    def __init__(self, code: int, *, message: str | None = None, status: int | None = None):
-        error, template = _ERRORS.get(code, ("invalid_request", "Simulated error."))
+    def __init__(
+        self,
+        code: int,
+        *,
+        message: str | None = None,
+        error: str | None = None,
+        status: int | None = None,
+    ):
+        known_error, template = _ERRORS.get(code, ("invalid_request", "Simulated error."))
+        error = error or known_error
         super().__init__(error)
         self.code = code
         self.error = error
@@ -329,7 +337,7 @@ class Entra:
                     7000219,
                     message="'client_assertion_type' must be "
                     "'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.",
-                    status=401,
+                    error="invalid_client",
                 )
             try:
                 check_client_assertion(
@@ -340,7 +348,9 @@ class Entra:
                     now=time.time(),
                 )
             except TokenInvalid as exc:
-                raise _EntraError(exc.code or 700027, message=exc.reason, status=401) from exc
+                raise _EntraError(
+                    exc.code or 700027, message=exc.reason, error="invalid_client"
+                ) from exc
             return True
         secret = form.get("client_secret")
         if secret is None:
