@@ -1,12 +1,62 @@
-"""batchsync: run one Microsoft Graph action across many Microsoft 365 tenants."""
+"""batchsync: run one Microsoft Graph action across many Microsoft 365 tenants.
+
+The command line (``batchsync run``) is the main way in; this package also exposes the same
+engine to Python code: ``batchsync.run(rows, settings)`` yields one ``Outcome`` per row, and
+``run_batch(RunConfig(...))`` is exactly what the CLI runs.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from ._api import Settings, run
+from ._auth import AccessToken, AuthMode, AuthSettings, TokenProvider
+from ._clouds import CloudName, Endpoints, resolve_endpoints
+from ._engine import EngineSettings, RunStats
+from ._errors import (
+    AuthError,
+    BatchsyncError,
+    ConfigError,
+    ErrorKind,
+    GraphError,
+    InputError,
+    RunStoppingAuthError,
+    ThrottledError,
+)
+from ._input import InputFormat, Rejected, Row, SyncType
+from ._pacing import RetryPolicy, TenantRate
+from ._report import Outcome, ReportError, Status
+from ._runner import RunConfig, run_batch
+from ._version import __version__
 
-try:
-    __version__ = version("batchsync")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
-
-__all__ = ["__version__"]
+__all__ = [
+    "AccessToken",
+    "AuthError",
+    "AuthMode",
+    "AuthSettings",
+    "BatchsyncError",
+    "CloudName",
+    "ConfigError",
+    "Endpoints",
+    "EngineSettings",
+    "ErrorKind",
+    "GraphError",
+    "InputError",
+    "InputFormat",
+    "Outcome",
+    "Rejected",
+    "ReportError",
+    "RetryPolicy",
+    "Row",
+    "RunConfig",
+    "RunStats",
+    "RunStoppingAuthError",
+    "Settings",
+    "Status",
+    "SyncType",
+    "TenantRate",
+    "ThrottledError",
+    "TokenProvider",
+    "__version__",
+    "resolve_endpoints",
+    "run",
+    "run_batch",
+]

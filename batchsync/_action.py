@@ -1,8 +1,9 @@
-"""The one Graph action batchsync runs: the Intune Exchange connector sync.
+"""The Graph actions batchsync runs: the Intune Exchange connector sync, and its read-only check.
 
 Everything specific to exchange connectors lives here (with the input columns in
-``_input``): the request's path and body, what counts as success, and which row fields the
-report names. The engine, pacing, auth and report only see ``GraphRequest`` values and
+``_input``): the request paths and bodies, what counts as success, and which row fields the
+report names, plus the reads ``discover`` needs (the connector list, GDAP customers). The
+engine, pacing, auth, report and discover only see ``GraphRequest`` values and
 ``report_fields`` mappings, so another per-tenant Graph action is another module like this.
 """
 
@@ -15,7 +16,22 @@ import orjson
 
 from ._input import Rejected, Row
 
-__all__ = ["Action", "ExchangeConnectorSync", "GraphRequest"]
+__all__ = [
+    "NOT_FOUND_HINT",
+    "Action",
+    "ExchangeConnectorCheck",
+    "ExchangeConnectorSync",
+    "GraphRequest",
+    "gdap_customers_request",
+    "get_connector_request",
+    "list_connectors_request",
+]
+
+_CONNECTORS = "/deviceManagement/exchangeConnectors"
+
+# Appended by the engine to a 404's message: for both actions a 404 means the connector id
+# does not exist in the tenant whose token was used (wrong tenant, or the connector is gone).
+NOT_FOUND_HINT = "connector not found in this tenant"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,7 +64,7 @@ class ExchangeConnectorSync:
         # row.connector is a validated canonical GUID (see _input), safe in a path.
         return GraphRequest(
             "POST",
-            f"/deviceManagement/exchangeConnectors/{row.connector}/sync",
+            f"{_CONNECTORS}/{row.connector}/sync",
             orjson.dumps({"syncType": row.sync_type.value}),
         )
 
@@ -56,10 +72,44 @@ class ExchangeConnectorSync:
         return 200 <= status < 300
 
     def report_fields(self, item: Row | Rejected) -> dict[str, str | None]:
-        if isinstance(item, Row):
-            return {
-                "tenant": item.tenant,
-                "connector": item.connector,
-                "syncType": item.sync_type.value,
-            }
-        return {"tenant": item.tenant, "connector": item.connector, "syncType": item.sync_type}
+        return _row_fields(item)
+
+
+class ExchangeConnectorCheck:
+    """``GET /deviceManagement/exchangeConnectors/{id}``: ``run --check``, a read-only preflight.
+
+    Proves what a sync needs, without syncing: the tenant's token can be had, the token
+    reaches Intune (no 403), and the connector exists in that tenant (no 404). Graph answers
+    200 with the connector; anything else is a failure the report explains.
+    """
+
+    def request(self, row: Row) -> GraphRequest:
+        return get_connector_request(row)
+
+    def succeeded(self, status: int) -> bool:
+        return status == 200
+
+    def report_fields(self, item: Row | Rejected) -> dict[str, str | None]:
+        return _row_fields(item)
+
+
+def _row_fields(item: Row | Rejected) -> dict[str, str | None]:
+    """The report's row fields, the same for both actions (so a check report reads like a run's)."""
+    if isinstance(item, Row):
+        return {"tenant": item.tenant, "connector": item.connector, "syncType": item.sync_type.value}
+    return {"tenant": item.tenant, "connector": item.connector, "syncType": item.sync_type}
+
+
+def get_connector_request(row: Row) -> GraphRequest:
+    """Read one connector (its ``status``, ``lastSyncDateTime``...)."""
+    return GraphRequest("GET", f"{_CONNECTORS}/{row.connector}")
+
+
+def list_connectors_request() -> GraphRequest:
+    """The first page of the tenant's Exchange connectors (then follow ``@odata.nextLink``)."""
+    return GraphRequest("GET", _CONNECTORS)
+
+
+def gdap_customers_request() -> GraphRequest:
+    """The first page of the signed-in partner's GDAP customers (needs the partner's token)."""
+    return GraphRequest("GET", "/tenantRelationships/delegatedAdminCustomers")

@@ -21,6 +21,7 @@ import csv
 import enum
 import io
 import re
+import uuid
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ __all__ = [
     "detect_format",
     "drop_duplicates",
     "read_items",
+    "record_to_item",
 ]
 
 
@@ -490,6 +492,9 @@ def _parse_header(fields: list[str]) -> tuple[dict[str, int], list[str], list[tu
     return found, names, extras
 
 
+_EXCEL_SEP_RE: Final = re.compile(r"[Ss][Ee][Pp]=([^\"\r\n])")
+
+
 def _sniff_header(first: str) -> tuple[str, list[str]]:
     """Pick the delimiter that makes a usable header; else the most frequent one."""
     candidates = (",", ";", "\t", "|")
@@ -516,19 +521,37 @@ def _missing_columns(names: list[str], missing: list[str], bad_encoding: bool) -
     return InputError(message, code="missing_column")
 
 
-def _read_csv(lines: _Lines, encoding: str, default: SyncType, keep_extra: bool) -> Iterator[Item]:
-    feed = _CsvFeed(lines)
-    max_bytes = lines.max_bytes
+def _read_header_line(feed: _CsvFeed, max_bytes: int) -> str | None:
+    """The first line that is not blank or a comment; None for an empty input."""
+    feed.at_start = True
     try:
-        first = next(feed)
+        return next(feed)
     except StopIteration:
-        return  # empty input, or only blanks and comments: nothing to do, not an error
+        return None
     except _TooLong:
         raise InputError(
             f"the CSV header is longer than {max_bytes} bytes", code="line_too_long"
         ) from None
+
+
+def _read_csv(lines: _Lines, encoding: str, default: SyncType, keep_extra: bool) -> Iterator[Item]:
+    feed = _CsvFeed(lines)
+    max_bytes = lines.max_bytes
+    first = _read_header_line(feed, max_bytes)
+    if first is None:
+        return  # empty input, or only blanks and comments: nothing to do, not an error
+    # Excel's "sep=;" first line names the delimiter; the header follows it.
+    sep = _EXCEL_SEP_RE.fullmatch(first.rstrip("\r\n"))
+    if sep is not None:
+        first = _read_header_line(feed, max_bytes)
+        if first is None:
+            return
     header_bad_encoding = feed.bad_encoding
-    delimiter, fields = _sniff_header(first)
+    if sep is not None:
+        delimiter = sep.group(1)
+        fields = next(csv.reader([first], delimiter=delimiter, skipinitialspace=True), [])
+    else:
+        delimiter, fields = _sniff_header(first)
     found, names, extra_cols = _parse_header(fields)
     missing = [f for f in (_TENANT, _CONNECTOR) if f not in found]
     if missing:
@@ -783,11 +806,25 @@ def _learn_field(key: str) -> str:
     return field
 
 
-def _json_extra(obj: dict[str, object]) -> dict[str, str]:
+def _json_extra(obj: Mapping[str, object]) -> dict[str, str]:
     return {key: _json_text(value) for key, value in obj.items() if not _field_of(key)}
 
 
-def _json_row(line: int, obj: dict[str, object], default: SyncType, keep_extra: bool) -> Item:
+def record_to_item(
+    line: int,
+    record: Mapping[str, object],
+    default_sync_type: SyncType = SyncType.DELTA,
+    *,
+    keep_extra: bool = False,
+) -> Item:
+    """Validate one mapping (a library caller's row) exactly like a JSONL object.
+
+    Same keys, aliases and rules; a ``uuid.UUID`` value is taken as its string.
+    """
+    return _json_row(line, record, SyncType(default_sync_type), keep_extra)
+
+
+def _json_row(line: int, obj: Mapping[str, object], default: SyncType, keep_extra: bool) -> Item:
     """Turn one decoded object into a Row, or a Rejected naming the key and the problem."""
     values: dict[str, tuple[str, object]] = {}  # field -> (key as written, value)
     extra = _json_extra(obj) if keep_extra else None
@@ -844,6 +881,8 @@ def _json_str(entry: tuple[str, object] | None) -> str | None:
     if entry is None or entry[1] is None:
         return ""
     value = entry[1]
+    if isinstance(value, uuid.UUID):
+        return str(value)
     return value.strip() if isinstance(value, str) else None
 
 
@@ -853,7 +892,10 @@ def _json_text(value: object) -> str:
         return value.strip()
     if value is None:
         return ""
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # a library caller's object that is not JSON: still show something
+        return repr(value)[:_RAW_MAX]
 
 
 # --------------------------------------------------------------------------- duplicates
@@ -886,9 +928,10 @@ class _SeenKeys:
         self._alloc(1 << log2_size)
 
     def _alloc(self, size: int) -> None:
-        self._lo = array("q", bytes(8 * size))
-        self._hi = array("I", bytes(4 * size))
-        self._lines = array("I", bytes(4 * size))  # line + 1; 0 (_EMPTY) marks a free slot
+        # array([0]) * size allocates once (bytes(n) would first build a throwaway copy).
+        self._lo = array("q", [0]) * size
+        self._hi = array("I", [0]) * size
+        self._lines = array("I", [_EMPTY]) * size  # line + 1; 0 (_EMPTY) marks a free slot
         self._mask = size - 1
 
     def __len__(self) -> int:

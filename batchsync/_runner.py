@@ -18,7 +18,7 @@ from typing import IO, BinaryIO, cast
 
 import aiohttp
 
-from . import __version__
+from ._version import __version__
 from ._action import Action, ExchangeConnectorSync
 from ._auth import AuthMode, AuthSettings, TokenProvider
 from ._clouds import Endpoints

@@ -32,5 +32,8 @@ def in_shard(tenant: str, k: int, n: int) -> bool:
     """True when ``tenant`` belongs to shard ``k`` of ``n`` (1-based), the same everywhere."""
     if not 1 <= k <= n:
         raise ValueError(f"shard K/N needs 1 <= K <= N; got {k}/{n}")
-    digest = hashlib.blake2b(tenant.strip().lower().encode(), digest_size=8).digest()
+    canonical = tenant.strip().lower()
+    if canonical[:1] == "{" and canonical[-1:] == "}":  # a braced GUID, as _input accepts it
+        canonical = canonical[1:-1]
+    digest = hashlib.blake2b(canonical.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % n == k - 1

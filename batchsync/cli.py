@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from . import __version__
+from ._version import __version__
 from ._auth import AuthMode, AuthSettings
 from ._clouds import CloudName, resolve_endpoints
 from ._engine import EngineSettings, RunStats

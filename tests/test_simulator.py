@@ -682,7 +682,7 @@ async def test_gdap_customers_are_paged(simulator: Simulator) -> None:
 
 async def test_stats_snapshot_reset_and_concurrency(simulator: Simulator) -> None:
     """Stats count concurrent Graph requests; snapshots are copies; reset zeroes in place."""
-    configure(simulator, throttle=NO_THROTTLE, graph_latency_s=0.05)
+    configure(simulator, throttle=NO_THROTTLE, graph_latency_s=0.2)
     async with graph_client(simulator) as client:
         token = await client.token()
         answers = await asyncio.gather(*(client.sync(token) for _ in range(8)))

@@ -250,7 +250,7 @@ class Entra:
             "msgraph_host": netloc,
             "rbac_url": core.url,
         }
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
+        return _json(body)
 
     # ------------------------------------------------------------------ token endpoint
 
@@ -287,7 +287,7 @@ class Entra:
         if lowered in config.tenant_errors:
             raise _EntraError(config.tenant_errors[lowered])
         # A device-code redemption may omit the scope: the one given at initiation applies.
-        scope = self._check_scope(form) if grant != _DEVICE_GRANT or "scope" in form else None
+        scope = self._check_scope(form) if grant != _DEVICE_GRANT or "scope" in form else ""
         authenticated = self._authenticate_client(request, form, tenant)
         now = time.time()
         if grant == "client_credentials":
@@ -306,7 +306,7 @@ class Entra:
                 core.mint.open_refresh_token(str(form.get("refresh_token", "")))
             except TokenInvalid as exc:
                 raise _EntraError(9002313) from exc
-            return self._user_tokens(lowered, scope or "", form, now)
+            return self._user_tokens(lowered, scope, form, now)
         if grant == _DEVICE_GRANT:
             granted = self._redeem_device_code(str(form.get("device_code", "")))
             return self._user_tokens(lowered, scope or granted, form, now)

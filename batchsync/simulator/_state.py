@@ -38,7 +38,11 @@ TECHNICIAN_NAME = "Simulated Technician"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SyncEvent:
-    """One sync request the simulator answered (``status`` 0: connection dropped)."""
+    """One sync request the simulator answered.
+
+    ``status`` 0: the connection was dropped (fault); ``tenant`` "": the token was refused.
+    A request the client abandoned before its answer (a "slow" fault) is not logged.
+    """
 
     tenant: str
     connector: str
@@ -51,7 +55,14 @@ class SyncEvent:
 
 @dataclasses.dataclass(slots=True, eq=False)
 class SimulatorStats:
-    """What the simulator saw; ``snapshot()`` gives a copy safe to keep or read elsewhere."""
+    """What the simulator saw; ``snapshot()`` gives a copy safe to keep or read elsewhere.
+
+    Tenants are lower-cased as they appear in the authority URL (Entra) or in the access
+    token (Graph); Graph requests with a refused token count only in ``unauthorized``.
+    ``token_requests`` is keyed by (tenant, grant), the grant being ``client_credentials``,
+    ``refresh_token`` or ``device_code``; ``syncs`` by connector id (204s only); ``faults`` by
+    fault name (``http_500``, ``drop``, ...).
+    """
 
     token_requests: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
     discovery_requests: Counter[str] = dataclasses.field(default_factory=Counter)
@@ -59,7 +70,7 @@ class SimulatorStats:
     sync_requests: Counter[str] = dataclasses.field(default_factory=Counter)
     throttled: Counter[str] = dataclasses.field(default_factory=Counter)
     syncs: Counter[str] = dataclasses.field(default_factory=Counter)
-    faults: Counter[str] = dataclasses.field(default_factory=Counter)  # fault name -> count
+    faults: Counter[str] = dataclasses.field(default_factory=Counter)
     sync_log: list[SyncEvent] = dataclasses.field(default_factory=list)
     requests_during_pause: int = 0
     unauthorized: int = 0

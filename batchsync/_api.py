@@ -1,0 +1,130 @@
+"""The Python API: run rows from your own code and get each outcome as it ends.
+
+::
+
+    settings = batchsync.Settings(
+        auth=batchsync.AuthSettings(mode=batchsync.AuthMode.APP, client_id=..., client_secret=...),
+    )
+    rows = [{"tenant": "contoso.onmicrosoft.com", "connector": "...", "syncType": "fullSync"}]
+    async with batchsync.run(rows, settings) as outcomes:
+        async for outcome in outcomes:
+            print(outcome.line, outcome.status, outcome.error)
+
+The engine runs in a task group owned by the ``async with`` block; leaving the block early
+cancels what is still in flight (those rows are simply not reported). At most
+``max_buffered`` finished outcomes wait for you; past that the engine stops taking rows in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+
+from ._action import ExchangeConnectorSync
+from ._auth import AuthSettings, TokenProvider
+from ._clouds import Endpoints, resolve_endpoints
+from ._engine import EngineSettings, RunStats, run_engine
+from ._graph import GraphClient, open_session
+from ._input import Item, Row, SyncType, drop_duplicates, record_to_item
+from ._report import Outcome
+from ._runner import forbidden_hint, user_agent
+
+__all__ = ["Settings", "run"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a library run needs besides its rows."""
+
+    auth: AuthSettings
+    endpoints: Endpoints = dataclasses.field(default_factory=resolve_endpoints)
+    engine: EngineSettings = EngineSettings()
+    ca_bundle: str | None = None
+    token_concurrency: int = 8
+    default_sync_type: SyncType = SyncType.DELTA
+    max_buffered: int = 10_000
+
+
+def _items(
+    rows: Iterable[Row | Mapping[str, object]], default: SyncType, credit: threading.Semaphore
+) -> Iterator[Item]:
+    """Rows as engine items; mappings are validated like JSONL input (same keys and rules).
+
+    Runs in the engine's reader thread, so waiting for credit never blocks the event loop.
+    """
+    for line, row in enumerate(rows, start=1):
+        credit.acquire()
+        if isinstance(row, Row):
+            yield row
+        else:
+            yield record_to_item(line, row, default)
+
+
+@contextlib.asynccontextmanager
+async def run(
+    rows: Iterable[Row | Mapping[str, object]],
+    settings: Settings,
+    *,
+    stats: RunStats | None = None,
+) -> AsyncIterator[AsyncIterator[Outcome]]:
+    """Sync the connector of every row; yields an async iterator of ``Outcome``.
+
+    Raises ``ConfigError`` before anything is sent when the settings cannot work (no client
+    id, no secret...). Duplicate rows come back ``skipped`` and bad mappings ``invalid``,
+    exactly as in a file run. The ``rows`` iterable is consumed in a worker thread.
+    """
+    queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
+    credit = threading.Semaphore(settings.max_buffered)
+    engine_settings = dataclasses.replace(
+        settings.engine, forbidden_hint=forbidden_hint(settings.auth.resolved_mode())
+    )
+    tokens = TokenProvider(
+        settings.auth,
+        settings.endpoints,
+        ca_bundle=settings.ca_bundle,
+        token_concurrency=settings.token_concurrency,
+        timeout_s=settings.engine.timeout_s,
+    )
+    if not settings.engine.dry_run:
+        await tokens.open()
+
+    async def results() -> AsyncIterator[Outcome]:
+        while (outcome := await queue.get()) is not None:
+            credit.release()
+            yield outcome
+
+    async def drive() -> None:
+        try:
+            async with open_session(
+                ca_bundle=settings.ca_bundle,
+                limit=settings.engine.concurrency + 4,
+                user_agent=user_agent(),
+            ) as session:
+                await run_engine(
+                    drop_duplicates(_items(rows, settings.default_sync_type, credit)),
+                    action=ExchangeConnectorSync(),
+                    settings=engine_settings,
+                    emit=queue.put_nowait,
+                    tokens=None if settings.engine.dry_run else tokens,
+                    graph=GraphClient(session, settings.endpoints.graph_base),
+                    stats=stats,
+                )
+        finally:
+            queue.put_nowait(None)
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(drive())
+            try:
+                yield results()
+            finally:
+                if not task.done():
+                    task.cancel()
+                    # The reader thread may be waiting for credit that will never come.
+                    for _ in range(settings.max_buffered):
+                        credit.release()
+    finally:
+        await tokens.aclose()

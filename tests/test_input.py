@@ -1,0 +1,1063 @@
+"""Tests for the input layer: CSV/JSONL parsing, validation, rejection codes, duplicates."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gc
+import io
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from typing import Literal
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchsync._errors import ConfigError, ErrorKind, InputError
+from batchsync._input import (
+    InputFormat,
+    Item,
+    Rejected,
+    Row,
+    SyncType,
+    _new_row,
+    _SeenKeys,
+    canonical_connector,
+    canonical_tenant,
+    detect_format,
+    drop_duplicates,
+    read_items,
+    record_to_item,
+)
+
+G1 = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+G2 = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+HEADER = "tenant,connector,syncType\n"
+
+
+def parse(
+    data: bytes | str,
+    fmt: str = "csv",
+    *,
+    default_sync_type: SyncType = SyncType.DELTA,
+    keep_extra: bool = False,
+    max_line_bytes: int = 64 * 1024,
+) -> list[Item]:
+    raw = data.encode() if isinstance(data, str) else data
+    return list(
+        read_items(
+            io.BytesIO(raw),
+            fmt=InputFormat(fmt),
+            default_sync_type=default_sync_type,
+            keep_extra=keep_extra,
+            max_line_bytes=max_line_bytes,
+        )
+    )
+
+
+def one(data: bytes | str, fmt: str = "csv", **kwargs: bool) -> Item:
+    found = parse(data, fmt, **kwargs)  # type: ignore[arg-type]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def one_row(data: bytes | str, fmt: str = "csv") -> Row:
+    item = one(data, fmt)
+    assert isinstance(item, Row), item
+    return item
+
+
+def one_rejected(data: bytes | str, fmt: str = "csv") -> Rejected:
+    item = one(data, fmt)
+    assert isinstance(item, Rejected), item
+    return item
+
+
+# --------------------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("fullSync", SyncType.FULL),
+        ("FULLSYNC", SyncType.FULL),
+        (" deltasync ", SyncType.DELTA),
+        ("DeltaSync", SyncType.DELTA),
+    ],
+)
+def test_sync_type_parse_is_case_insensitive(text: str, expected: SyncType) -> None:
+    """fullSync/deltaSync match in any case and come back canonical."""
+    assert SyncType.parse(text) is expected
+    assert str(SyncType.parse(text)) == expected.value
+
+
+@pytest.mark.parametrize("text", ["full", "", "fullSync2", "delta sync", "fullſync"])
+def test_sync_type_parse_rejects_others(text: str) -> None:
+    """Anything else is a ValueError naming the accepted values."""
+    with pytest.raises(ValueError, match="fullSync or deltaSync"):
+        SyncType.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (G1.upper(), G1),
+        ("{" + G1.upper() + "}", G1),
+        ("Contoso.OnMicrosoft.com", "contoso.onmicrosoft.com"),
+        ("a-b.example.co.uk", "a-b.example.co.uk"),
+        ("xn--caf-dma.com", "xn--caf-dma.com"),
+        ("1password.com", "1password.com"),
+        ("a" * 63 + ".com", "a" * 63 + ".com"),
+    ],
+)
+def test_canonical_tenant_accepts_guids_and_domains(text: str, expected: str) -> None:
+    """A GUID (braces optional) or DNS name is accepted and lower-cased."""
+    assert canonical_tenant(text) == expected
+
+
+INJECTIONS = [
+    "../x",
+    "a/b",
+    "x?y",
+    "x#y",
+    "a b",
+    "%2e%2e",
+    "%2e%2e.com",
+    "contoso.com/../other.com",
+    "contoso.com?x=1",
+    "contoso.com#frag",
+    "contoso.com%2f..",
+    "a\\b.com",
+    "'contoso.com'",
+    '"contoso.com"',
+    "contoso.com\n",
+    "con\ttoso.com",
+    "con\x00toso.com",
+    "contoso.com:443",
+    "user@contoso.com",
+    "http://contoso.com",
+    "..",
+    ".",
+    "contoso",
+    "common",
+    "contoso.com.",
+    ".contoso.com",
+    "a..b.com",
+    "-a.com",
+    "a-.com",
+    "1.2.3.4",
+    "contoso.c",
+    "\uff43ontoso.com",  # fullwidth c
+    "conto\u017fo.com",  # long s, lower() keeps it non-ASCII
+    "\u212aelvin.com",  # Kelvin sign, lower() would make it 'k'
+    "caf\u00e9.com",
+    "a" * 64 + ".com",
+    ".".join(["a" * 60] * 5),  # longer than 253
+    "{" + G1,
+    G1 + "}",
+    G1 + "x",
+    "",
+]
+
+
+# In rows, surrounding white space is trimmed first (so "contoso.com\n" is fine there).
+ROW_INJECTIONS = [t for t in INJECTIONS if t and t == t.strip()]
+
+
+@pytest.mark.parametrize("text", INJECTIONS)
+def test_canonical_tenant_rejects_anything_that_could_bend_a_url(text: str) -> None:
+    """Path, query and fragment characters, encodings, spaces, controls, non-ASCII: rejected."""
+    assert canonical_tenant(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [(G1, G1), (G1.upper(), G1), ("{" + G1 + "}", G1), (G2, G2)]
+)
+def test_canonical_connector_accepts_guids(text: str, expected: str) -> None:
+    """A connector is a GUID in any case, braces optional, written lower-case."""
+    assert canonical_connector(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        G1.replace("-", ""),
+        "abc",
+        G1 + "0",
+        "../" + G1,
+        G1 + "/sync",
+        "{" + G1,
+        "urn:uuid:" + G1,
+        G1.replace("a", "g"),
+        " " + G1 + "x",
+        "contoso.com",
+    ],
+)
+def test_canonical_connector_rejects_non_guids(text: str) -> None:
+    """Anything but a GUID is not a connector."""
+    assert canonical_connector(text) is None
+
+
+def test_fast_row_factory_builds_the_same_row() -> None:
+    """The internal fast constructor makes a Row equal to the dataclass constructor's."""
+    extra = {"a": "b"}
+    assert _new_row(3, "t.com", G1, SyncType.FULL, extra) == Row(
+        3, "t.com", G1, SyncType.FULL, extra
+    )
+    assert Row(3, "t.com", G1, SyncType.FULL).key == ("t.com", G1, "fullSync")
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("rows.csv", InputFormat.CSV),
+        ("C:\\Data\\ROWS.CSV", InputFormat.CSV),
+        ("rows.tsv", InputFormat.CSV),
+        ("excel-unicode.txt", InputFormat.CSV),
+        ("rows.jsonl", InputFormat.JSONL),
+        ("rows.ndjson", InputFormat.JSONL),
+        ("rows.json", InputFormat.JSONL),
+    ],
+)
+def test_detect_format_by_extension(path: str, expected: InputFormat) -> None:
+    """Without --format, the extension decides (case-insensitively)."""
+    assert detect_format(path, None) is expected
+
+
+def test_detect_format_explicit_wins() -> None:
+    """--format overrides the extension, and makes stdin readable."""
+    assert detect_format("rows.csv", InputFormat.JSONL) is InputFormat.JSONL
+    assert detect_format("-", InputFormat.CSV) is InputFormat.CSV
+
+
+@pytest.mark.parametrize("path", ["-", "rows.dat", "rows", "rows.csv.gz"])
+def test_detect_format_unknown_is_a_config_error(path: str) -> None:
+    """Stdin or an unknown extension without --format asks for --format."""
+    with pytest.raises(ConfigError, match=r"--format csv\|jsonl") as info:
+        detect_format(path, None)
+    assert info.value.exit_code == 2
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+@pytest.mark.parametrize(
+    ("tenant_col", "connector_col", "sync_col"),
+    [
+        ("tenant", "connector", "syncType"),
+        ("TenantId", "ConnectorId", "sync_type"),
+        ("tenant_id", "connector_id", "SYNCTYPE"),
+        ("TENANT", "id", "SyncType"),
+        (" Tenant ID ", "Connector-Id", "Sync Type"),
+    ],
+)
+def test_csv_column_aliases_in_any_case(tenant_col: str, connector_col: str, sync_col: str) -> None:
+    """Headers and their aliases match in any case, trimmed."""
+    data = f"{tenant_col},{connector_col},{sync_col}\ncontoso.com,{G1},fullSync\n"
+    assert one_row(data) == Row(1, "contoso.com", G1, SyncType.FULL)
+
+
+def test_csv_columns_in_any_order_with_others_ignored() -> None:
+    """Column order does not matter and other columns are ignored."""
+    data = f"name,syncType,connector,notes,tenant\nAcme,deltaSync,{G1},x,contoso.com\n"
+    assert one_row(data) == Row(1, "contoso.com", G1, SyncType.DELTA)
+
+
+def test_csv_values_are_trimmed_and_canonical() -> None:
+    """Values are trimmed, tenants and connectors lower-cased, syncType canonical."""
+    data = f"tenant,connector,syncType\n  CONTOSO.onmicrosoft.COM , {{{G1.upper()}}} , FULLSYNC \n"
+    assert one_row(data) == Row(1, "contoso.onmicrosoft.com", G1, SyncType.FULL)
+
+
+def test_csv_sync_type_defaults_when_empty_or_missing() -> None:
+    """An empty syncType, or no syncType column, takes the default sync type."""
+    assert one_row(f"{HEADER}contoso.com,{G1},\n").sync_type is SyncType.DELTA
+    assert one_row(f"tenant,connector\ncontoso.com,{G1}\n").sync_type is SyncType.DELTA
+    found = parse(f"tenant,connector\ncontoso.com,{G1}\n", default_sync_type=SyncType.FULL)
+    assert found == [Row(1, "contoso.com", G1, SyncType.FULL)]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_csv_delimiter_is_sniffed_from_the_header(delimiter: str) -> None:
+    """Excel's ',' and ';' (and tab, '|') are recognized from the header line."""
+    lines = ["tenant", "connector", "syncType", "note"]
+    data = delimiter.join(lines) + "\n" + delimiter.join(["contoso.com", G1, "", "a,b;c"]) + "\n"
+    data = data.replace("a,b;c", '"a,b;c"')
+    item = parse(data, keep_extra=True)
+    assert item == [Row(1, "contoso.com", G1, SyncType.DELTA, {"note": "a,b;c"})]
+
+
+@pytest.mark.parametrize("delimiter", [";", ",", "\t", "|"])
+def test_csv_excel_sep_line_names_the_delimiter(delimiter: str) -> None:
+    """Excel's 'sep=;' first line sets the delimiter and is not the header."""
+    data = f"sep={delimiter}\r\ntenant{delimiter}connector\r\ncontoso.com{delimiter}{G1}\r\n"
+    assert parse(data) == [Row(1, "contoso.com", G1, SyncType.DELTA)]
+
+
+def test_csv_semicolon_header_with_comma_in_values() -> None:
+    """A ';' file is not misread as ',' because a value holds a comma."""
+    data = f'name;tenant;connector\n"Acme, Inc.";contoso.com;{G1}\n'
+    assert one_row(data) == Row(1, "contoso.com", G1, SyncType.DELTA)
+
+
+def test_csv_excel_utf8_bom_and_crlf() -> None:
+    """Excel's 'CSV UTF-8': a BOM and CRLF line ends."""
+    data = f"\ufefftenant;connector;syncType\r\ncontoso.com;{G1};fullSync\r\n".encode()
+    assert one_row(data) == Row(1, "contoso.com", G1, SyncType.FULL)
+
+
+def test_csv_lone_cr_line_ends() -> None:
+    """Old Mac line ends (a lone CR) separate rows too."""
+    data = f"{HEADER}contoso.com,{G1},\rfabrikam.com,{G2},\r".replace("\n", "\r")
+    assert [r.tenant for r in parse(data) if isinstance(r, Row)] == ["contoso.com", "fabrikam.com"]
+
+
+def test_csv_quoted_fields_with_quotes_newlines_and_delimiters() -> None:
+    """Quoted fields keep doubled quotes, line breaks and delimiters, spanning lines."""
+    data = (
+        "tenant,connector,note\r\n"
+        f'contoso.com,"{G1}","He said ""hi"",\r\nthen, left"\r\n'
+        f"fabrikam.com,{G2},plain\r\n"
+    )
+    found = parse(data, keep_extra=True)
+    assert found == [
+        Row(1, "contoso.com", G1, SyncType.DELTA, {"note": 'He said "hi",\r\nthen, left'}),
+        Row(2, "fabrikam.com", G2, SyncType.DELTA, {"note": "plain"}),
+    ]
+
+
+def test_csv_comments_and_blank_lines_are_skipped_and_not_counted() -> None:
+    """Blank lines, '#' lines (even indented) and ',,,' rows are skipped; numbering ignores them."""
+    data = (
+        "# exported by Excel\n"
+        "\n"
+        "tenant,connector,syncType\n"
+        "   \n"
+        f"contoso.com,{G1},\n"
+        "  # a comment\n"
+        ",,\n"
+        ' "" , ,\n'
+        "\r\n"
+        f"fabrikam.com,{G2},\n"
+        "#contoso.com,{G2},\n"
+    )
+    assert [(i.line, i.tenant) for i in parse(data)] == [(1, "contoso.com"), (2, "fabrikam.com")]
+
+
+def test_csv_hash_inside_a_quoted_field_is_not_a_comment() -> None:
+    """A line inside a quoted multi-line field is data even if it starts with '#'."""
+    data = f'tenant,connector,note\ncontoso.com,{G1},"first\n# not a comment\n\nlast"\n'
+    item = one(data, keep_extra=True)
+    assert isinstance(item, Row)
+    assert item.extra == {"note": "first\n# not a comment\n\nlast"}
+
+
+def test_csv_line_numbers_count_data_rows_only() -> None:
+    """The first data row is 1 whatever precedes it; bad rows are counted too."""
+    data = f"#c\n{HEADER}\nbad,row,\ncontoso.com,{G1},\n#c\nfabrikam.com,{G2},fullSync\n"
+    assert [i.line for i in parse(data)] == [1, 2, 3]
+
+
+def test_csv_keep_extra() -> None:
+    """Other columns come back trimmed in extra only with keep_extra."""
+    data = f"tenant,connector,Customer Name,notes\ncontoso.com,{G1}, Acme ,\n"
+    assert one_row(data).extra is None
+    item = one(data, keep_extra=True)
+    assert isinstance(item, Row)
+    assert item.extra == {"Customer Name": "Acme", "notes": ""}
+
+
+def test_csv_keep_extra_names_empty_and_repeated_headers() -> None:
+    """Unnamed or repeated extra columns still get distinct names."""
+    data = f"tenant,connector,,note,note\ncontoso.com,{G1},x,a,b\n"
+    item = one(data, keep_extra=True)
+    assert isinstance(item, Row)
+    assert item.extra == {"column3": "x", "note": "a", "note_": "b"}
+
+
+def test_csv_short_row_with_required_values_is_fine() -> None:
+    """A row with fewer fields than the header is fine when tenant and connector are there."""
+    data = f"tenant,connector,syncType,note\ncontoso.com,{G1}\n"
+    assert one_row(data) == Row(1, "contoso.com", G1, SyncType.DELTA)
+
+
+def test_csv_trailing_empty_fields_are_not_ragged() -> None:
+    """Extra empty cells past the header (Excel's trailing delimiters) are harmless."""
+    assert one_row(f"{HEADER}contoso.com,{G1},fullSync,,,\n").sync_type is SyncType.FULL
+
+
+@pytest.mark.parametrize(
+    ("row", "code", "column", "fragment"),
+    [
+        (f",{G1},", "missing_value", "tenant", "no value"),
+        ("contoso.com,,", "missing_value", "connector", "no value"),
+        ("contoso.com", "missing_value", "connector", "no value"),
+        (f"../x,{G1},", "bad_tenant", "tenant", "'../x' is not a tenant GUID or domain name"),
+        ("contoso.com,abc,", "bad_connector", "connector", "'abc' is not a GUID"),
+        (f"contoso.com,{G1},fast", "bad_sync_type", "syncType", "'fast' is not fullSync"),
+    ],
+)
+def test_csv_bad_values_are_rejected_naming_the_column(
+    row: str, code: str, column: str, fragment: str
+) -> None:
+    """Each bad value gives its code and a message naming the column and the problem."""
+    item = one_rejected(HEADER + row + "\n")
+    assert (item.kind, item.code, item.line) == (ErrorKind.INPUT, code, 1)
+    assert f"column '{column}'" in item.message
+    assert fragment in item.message
+
+
+def test_csv_message_uses_the_header_as_written() -> None:
+    """The message names the column as the file spells it."""
+    item = one_rejected("TenantId,ConnectorId\ncontoso.com,nope\n")
+    assert item.message == "column 'ConnectorId': 'nope' is not a GUID"
+
+
+def test_csv_several_problems_are_all_listed() -> None:
+    """The code is the first problem's; the message lists every problem."""
+    item = one_rejected(f"{HEADER}a/b,xyz,never\n")
+    assert item.code == "bad_tenant"
+    assert "'tenant'" in item.message
+    assert "'connector'" in item.message
+    assert "'syncType'" in item.message
+
+
+@pytest.mark.parametrize("tenant", ROW_INJECTIONS)
+def test_csv_injection_attempts_are_bad_tenant(tenant: str) -> None:
+    """Every URL-bending tenant in a CSV row is rejected as bad_tenant."""
+    quoted = '"' + tenant.replace('"', '""') + '"'
+    item = one_rejected(f"{HEADER}{quoted},{G1},\n")
+    assert item.code == "bad_tenant"
+
+
+def test_csv_rejected_keeps_raw_values_trimmed_and_cut() -> None:
+    """Rejected rows carry the raw values (trimmed, at most 200 characters) for the report."""
+    long_tenant = "x/" * 300
+    item = one_rejected(f"{HEADER}  {long_tenant}  , {G1.upper()} , FULLSYNC\n")
+    assert item.tenant == long_tenant[:200]
+    assert item.connector == G1.upper()
+    assert item.sync_type == "FULLSYNC"
+    assert len(item.message) < 200
+    empty = one_rejected(f"{HEADER},,\n" + f"x,{G1},\n")
+    assert empty.tenant is None or empty.tenant == "x"
+
+
+def test_csv_missing_values_leave_none_in_rejected() -> None:
+    """A missing raw value is None in the Rejected item."""
+    found = parse(f"{HEADER}contoso.com,,\n")
+    assert found == [
+        Rejected(
+            1,
+            "contoso.com",
+            None,
+            None,
+            ErrorKind.INPUT,
+            "missing_value",
+            "column 'connector': no value",
+        )
+    ]
+
+
+def test_csv_ragged_row_with_extra_values() -> None:
+    """More non-empty fields than the header is ragged_row (an unquoted delimiter)."""
+    item = one_rejected(f"{HEADER}contoso.com,{G1},fullSync,Acme, Inc.\n")
+    assert item.code == "ragged_row"
+    assert "5 fields but the header has 3" in item.message
+
+
+def test_csv_non_utf8_bytes_reject_only_that_row() -> None:
+    """A Windows-1252 row is bad_encoding; the rows around it still parse."""
+    data = (
+        b"tenant,connector,name\n"
+        + f"contoso.com,{G1},ok\n".encode()
+        + f"fabrikam.com,{G2},M".encode()
+        + b"\xfcller GmbH\n"
+        + f"litware.com,{G1},ok\n".encode()
+    )
+    found = parse(data)
+    assert [type(i).__name__ for i in found] == ["Row", "Rejected", "Row"]
+    bad = found[1]
+    assert isinstance(bad, Rejected)
+    assert (bad.line, bad.code, bad.kind) == (2, "bad_encoding", ErrorKind.INPUT)
+    assert "UTF-8" in bad.message
+    assert bad.tenant == "fabrikam.com"
+    assert found[2].line == 3
+
+
+def test_csv_bad_bytes_inside_a_multiline_field_mark_the_record() -> None:
+    """Bad bytes on a continuation line of a quoted field reject that record."""
+    data = HEADER.encode() + f'contoso.com,{G1},"a\n'.encode() + b'\xff"\n'
+    assert one_rejected(data).code == "bad_encoding"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_csv_utf16_and_utf32_are_decoded(encoding: str) -> None:
+    """Excel's 'Unicode text' (UTF-16 with BOM, tab-delimited) and kin are read correctly."""
+    text = f"tenant\tconnector\tsyncType\tname\r\ncontoso.com\t{G1}\tfullSync\tMüller\r\n"
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    found = parse(bom + text.encode(encoding), keep_extra=True)
+    assert found == [Row(1, "contoso.com", G1, SyncType.FULL, {"name": "Müller"})]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_csv_utf16_without_bom_is_detected(encoding: str) -> None:
+    """UTF-16 without a BOM is recognized by its zero bytes."""
+    text = f"tenant,connector\r\ncontoso.com,{G1}\r\n"
+    assert parse(text.encode(encoding)) == [Row(1, "contoso.com", G1, SyncType.DELTA)]
+
+
+def test_csv_utf16_odd_trailing_byte_rejects_the_last_row() -> None:
+    """A truncated UTF-16 file rejects only its damaged last row."""
+    data = f"tenant,connector\r\ncontoso.com,{G1}\r\nfabrikam.com,{G2}".encode("utf-16") + b"\x00"
+    found = parse(data)
+    assert isinstance(found[0], Row)
+    assert isinstance(found[1], Rejected)
+    assert found[1].code == "bad_encoding"
+    assert "UTF-16" in found[1].message
+
+
+def test_csv_huge_line_is_rejected_and_the_next_row_parses() -> None:
+    """A physical line over max_line_bytes is line_too_long; reading resumes after it."""
+    data = f"{HEADER}contoso.com,{G1},{'x' * 5000}\nfabrikam.com,{G2},\n"
+    found = parse(data, max_line_bytes=1024)
+    assert [(i.line, type(i).__name__) for i in found] == [(1, "Rejected"), (2, "Row")]
+    assert isinstance(found[0], Rejected)
+    assert found[0].code == "line_too_long"
+    assert "1024 bytes" in found[0].message
+
+
+def test_csv_line_exactly_at_the_cap_is_fine() -> None:
+    """A line of exactly max_line_bytes (line end not counted) passes; one more byte fails."""
+    row = f"contoso.com,{G1},"
+    for ending in ("\n", "\r\n"):
+        exact = parse(f"{HEADER}{row}{ending}", max_line_bytes=len(row))
+        assert isinstance(exact[0], Row)
+        over = parse(f"{HEADER}{row}{ending}", max_line_bytes=len(row) - 1)
+        assert isinstance(over[0], Rejected)
+        assert over[0].code == "line_too_long"
+
+
+def test_csv_cap_counts_utf8_bytes() -> None:
+    """The cap is in UTF-8 bytes, not characters."""
+    header = "tenant,connector,note\n"
+    row = f"contoso.com,{G1},\u00e9\u00e9"  # 2 characters, 4 bytes
+    assert isinstance(parse(f"{header}{row}\n", max_line_bytes=len(row) + 2)[0], Row)
+    assert isinstance(parse(f"{header}{row}\n", max_line_bytes=len(row) + 1)[0], Rejected)
+
+
+def test_csv_unclosed_quote_is_capped_then_reading_resumes() -> None:
+    """An unclosed quote swallows lines only up to the cap, then rows parse again."""
+    swallowed = "".join(f"t{i}.com,{G1},\n" for i in range(50))
+    data = f'{HEADER}contoso.com,{G1},"oops\n{swallowed}'
+    found = parse(data, max_line_bytes=300)
+    assert isinstance(found[0], Rejected)
+    assert found[0].code == "line_too_long"
+    assert "quote" in found[0].message
+    assert [i.line for i in found] == list(range(1, len(found) + 1))
+    assert isinstance(found[-1], Row)
+    assert found[-1].tenant == "t49.com"
+
+
+def test_csv_unclosed_quote_at_the_end_is_one_item() -> None:
+    """An unclosed quote at the end of the input is still exactly one item."""
+    found = parse(f'{HEADER}contoso.com,"{G1}')
+    assert found == [Row(1, "contoso.com", G1, SyncType.DELTA)]
+
+
+class _HugeLineStream(io.RawIOBase):
+    """A header, one line of `size` bytes, then a good row; made up on the fly."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self._parts = iter(
+            [HEADER.encode(), b"contoso.com,"]
+            + [b"y" * 65536] * (size // 65536)
+            + [f"\nfabrikam.com,{G2},\n".encode()]
+        )
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if not self._pending:
+            self._pending = next(self._parts, b"")
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def test_csv_huge_line_is_never_buffered_whole() -> None:
+    """A 16 MB line is skipped in chunks: memory stays far below the line's size."""
+    tracemalloc.start()
+    try:
+        found = list(
+            read_items(
+                io.BufferedReader(_HugeLineStream(16 * 1024 * 1024)),
+                fmt=InputFormat.CSV,
+                max_line_bytes=4096,
+            )
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [type(i).__name__ for i in found] == ["Rejected", "Row"]
+    assert peak < 2 * 1024 * 1024
+
+
+def test_csv_header_problems_raise_input_error_naming_the_column() -> None:
+    """A header without a tenant or connector column is an InputError naming it and aliases."""
+    with pytest.raises(InputError, match="'tenant'") as info:
+        parse(f"customer,connector\ncontoso.com,{G1}\n")
+    assert "tenantId" in info.value.message
+    assert info.value.exit_code == 2
+    with pytest.raises(InputError, match="'connector'") as info:
+        parse("tenant,conn\ncontoso.com,x\n")
+    assert "connectorId" in info.value.message
+    assert "'tenant', 'conn'" in info.value.message
+
+
+def test_csv_headerless_file_gets_a_hint() -> None:
+    """A file that starts with data says a header row is needed."""
+    with pytest.raises(InputError, match="header row"):
+        parse(f"contoso.com,{G1},fullSync\n")
+
+
+def test_csv_two_columns_for_one_field_is_an_input_error() -> None:
+    """tenant and tenantId together are ambiguous: InputError naming both."""
+    with pytest.raises(InputError, match="'tenant' and 'TenantId'"):
+        parse(f"tenant,TenantId,connector\na.com,b.com,{G1}\n")
+
+
+def test_csv_header_longer_than_the_cap_is_an_input_error() -> None:
+    """A header over max_line_bytes cannot be read: InputError."""
+    with pytest.raises(InputError, match="longer than"):
+        parse("tenant,connector," + "x" * 2000 + "\n", max_line_bytes=100)
+
+
+@pytest.mark.parametrize(
+    "data", ["", "\n\n", "# only a comment\n", "\ufeff", HEADER, "#c\r\n" + HEADER + "\r\n#x\r\n"]
+)
+def test_csv_empty_input_yields_nothing(data: str) -> None:
+    """Empty input, only comments, or a header alone: no items and no error."""
+    assert parse(data) == []
+
+
+def test_csv_input_error_is_raised_before_any_item() -> None:
+    """The header check happens on the first next(), before any row is read."""
+    it = read_items(io.BytesIO(b"a,b\n" + b"x,y\n" * 10), fmt=InputFormat.CSV)
+    with pytest.raises(InputError):
+        next(it)
+
+
+def test_reader_leaves_the_stream_open() -> None:
+    """The caller's stream is not closed by reading, even when abandoned midway."""
+    stream = io.BytesIO(f"{HEADER}contoso.com,{G1},\nfabrikam.com,{G2},\n".encode())
+    it = read_items(stream, fmt=InputFormat.CSV)
+    next(it)
+    del it
+    gc.collect()
+    assert not stream.closed
+    stream2 = io.BytesIO(f"{HEADER}contoso.com,{G1},\n".encode())
+    assert len(list(read_items(stream2, fmt=InputFormat.CSV))) == 1
+    assert not stream2.closed
+
+
+class _CountingStream(io.RawIOBase):
+    """An endless CSV that counts the bytes handed out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.given = 0
+        self._chunk = HEADER.encode()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._chunk[: len(buffer)]
+        self._chunk = self._chunk[len(data) :] or f"contoso.com,{G1},\n".encode()
+        buffer[: len(data)] = data
+        self.given += len(data)
+        return len(data)
+
+
+def test_reader_streams_instead_of_reading_everything() -> None:
+    """The first items come after reading a few kilobytes of an endless input."""
+    source = _CountingStream()
+    it = read_items(io.BufferedReader(source), fmt=InputFormat.CSV)
+    first = [next(it) for _ in range(3)]
+    assert [i.line for i in first] == [1, 2, 3]
+    assert source.given < 64 * 1024
+
+
+# --------------------------------------------------------------------------- JSONL
+
+
+def jl(*objs: object) -> bytes:
+    return b"\n".join(orjson.dumps(o) for o in objs) + b"\n"
+
+
+def test_jsonl_rows_with_aliases_and_case() -> None:
+    """Keys match case-insensitively with aliases; values are canonicalized."""
+    data = jl(
+        {"tenant": "Contoso.com", "connector": G1.upper(), "syncType": "FULLSYNC"},
+        {"TenantId": "fabrikam.com", "Id": G2},
+        {"tenant_id": G1.upper(), "connector_id": "{" + G2 + "}", "sync_type": "deltasync"},
+    )
+    assert parse(data, "jsonl") == [
+        Row(1, "contoso.com", G1, SyncType.FULL),
+        Row(2, "fabrikam.com", G2, SyncType.DELTA),
+        Row(3, G1, G2, SyncType.DELTA),
+    ]
+
+
+def test_jsonl_null_or_empty_sync_type_takes_the_default() -> None:
+    """A null or empty syncType takes the default sync type."""
+    data = jl(
+        {"tenant": "a.com", "connector": G1, "syncType": None},
+        {"tenant": "b.com", "connector": G1, "syncType": ""},
+    )
+    found = parse(data, "jsonl", default_sync_type=SyncType.FULL)
+    assert [i.sync_type for i in found if isinstance(i, Row)] == [SyncType.FULL, SyncType.FULL]
+
+
+def test_jsonl_blank_and_comment_lines_are_skipped_and_not_counted() -> None:
+    """Blank and '#' lines are skipped; numbering counts only data lines."""
+    row = orjson.dumps({"tenant": "a.com", "connector": G1}).decode()
+    data = f"# header comment\n\n{row}\r\n   \n  # x\n[1]\n{row}\n"
+    assert [(i.line, type(i).__name__) for i in parse(data, "jsonl")] == [
+        (1, "Row"),
+        (2, "Rejected"),
+        (3, "Row"),
+    ]
+
+
+def test_jsonl_utf8_bom_is_ignored() -> None:
+    """A UTF-8 BOM before the first object is not part of it."""
+    data = b"\xef\xbb\xbf" + jl({"tenant": "a.com", "connector": G1})
+    assert parse(data, "jsonl") == [Row(1, "a.com", G1, SyncType.DELTA)]
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "fragment"),
+    [
+        ("{bad json", "bad_json", "not valid JSON"),
+        ('{"tenant": "a.com", "connector": "' + G1 + '"} trailing', "bad_json", "not valid"),
+        ("[1, 2]", "not_an_object", "got an array"),
+        ('"a.com"', "not_an_object", "got a non-string"),
+        ("42", "not_an_object", "got a number"),
+        ("null", "not_an_object", "got null"),
+        ("true", "not_an_object", "got a boolean"),
+        ('{"connector": "' + G1 + '"}', "missing_value", "column 'tenant': no value"),
+        ('{"tenant": null, "connector": "' + G1 + '"}', "missing_value", "'tenant': no value"),
+        ('{"tenant": " ", "connector": "' + G1 + '"}', "missing_value", "'tenant': no value"),
+        ('{"tenant": "a.com"}', "missing_value", "column 'connector': no value"),
+        ('{"tenant": 42, "connector": "' + G1 + '"}', "bad_tenant", "expected a string"),
+        ('{"tenant": "a.com", "connector": 7}', "bad_connector", "got a number"),
+        ('{"tenant": "a.com", "connector": "' + G1 + '", "syncType": 1}', "bad_sync_type", ""),
+        ('{"tenant": "a.com", "connector": "' + G1 + '", "syncType": "x"}', "bad_sync_type", ""),
+        ('{"tenant": "a/b", "connector": "' + G1 + '"}', "bad_tenant", "'a/b'"),
+        ('{"tenant": "a.com", "connector": "abc"}', "bad_connector", "'abc' is not a GUID"),
+        ('{"tenant": ["a.com"], "connector": "' + G1 + '"}', "bad_tenant", "got an array"),
+        ('{"tenant": "a.com", "connector": {"id": 1}}', "bad_connector", "got an object"),
+        (
+            '{"tenant": "a.com", "tenantId": "b.com", "connector": "' + G1 + '"}',
+            "ambiguous_column",
+            "keys 'tenant' and 'tenantId'",
+        ),
+        (
+            '{"tenant": "a.com", "Tenant": "a.com", "connector": "' + G1 + '"}',
+            "ambiguous_column",
+            "both give the tenant",
+        ),
+    ],
+)
+def test_jsonl_rejections(line: str, code: str, fragment: str) -> None:
+    """Each JSONL problem has its code and a message naming the key or the problem."""
+    item = one_rejected(line + "\n", "jsonl")
+    assert (item.kind, item.code, item.line) == (ErrorKind.INPUT, code, 1)
+    assert fragment in item.message
+
+
+def test_jsonl_rejected_keeps_raw_values() -> None:
+    """A rejected JSONL row carries its raw values; non-strings as JSON text."""
+    item = one_rejected(jl({"tenant": 42, "connector": " abc ", "syncType": "x"}), "jsonl")
+    assert (item.tenant, item.connector, item.sync_type) == ("42", "abc", "x")
+
+
+@pytest.mark.parametrize("tenant", ROW_INJECTIONS)
+def test_jsonl_injection_attempts_are_bad_tenant(tenant: str) -> None:
+    """Every URL-bending tenant in a JSONL row is rejected as bad_tenant."""
+    item = one_rejected(jl({"tenant": tenant, "connector": G1}), "jsonl")
+    assert item.code == "bad_tenant"
+
+
+def test_jsonl_keep_extra() -> None:
+    """Other keys come back as text in extra only with keep_extra."""
+    data = jl({"tenant": "a.com", "connector": G1, "name": " Acme ", "n": 1, "o": None, "l": [1]})
+    assert one_row(data, "jsonl").extra is None
+    item = one(data, "jsonl", keep_extra=True)
+    assert isinstance(item, Row)
+    assert item.extra == {"name": "Acme", "n": "1", "o": "", "l": "[1]"}
+    bad = one(jl({"tenant": "a b", "connector": G1, "name": "Acme"}), "jsonl", keep_extra=True)
+    assert isinstance(bad, Rejected)
+    assert bad.extra == {"name": "Acme"}
+
+
+def test_jsonl_non_utf8_and_huge_lines_are_rejected_alone() -> None:
+    """Bad bytes and over-long lines reject their line; the next lines still parse."""
+    good = jl({"tenant": "a.com", "connector": G1})
+    data = good + b'{"tenant": "\xff"}\n' + b'{"x": "' + b"y" * 5000 + b'"}\n' + good
+    found = parse(data, "jsonl", max_line_bytes=1000)
+    assert [(i.line, getattr(i, "code", "row")) for i in found] == [
+        (1, "row"),
+        (2, "bad_encoding"),
+        (3, "line_too_long"),
+        (4, "row"),
+    ]
+
+
+def test_jsonl_utf16_is_decoded() -> None:
+    """A UTF-16 JSONL file (with BOM) is read correctly."""
+    data = jl({"tenant": "a.com", "connector": G1}).decode().encode("utf-16")
+    assert parse(data, "jsonl") == [Row(1, "a.com", G1, SyncType.DELTA)]
+
+
+def test_record_to_item_validates_a_mapping_like_jsonl() -> None:
+    """A library caller's mapping follows the JSONL rules, UUID objects included."""
+    assert record_to_item(4, {"TenantId": "A.com", "id": uuid.UUID(G1)}) == Row(
+        4, "a.com", G1, SyncType.DELTA
+    )
+    assert record_to_item(
+        1, {"tenant": "a.com", "connector": G1, "syncType": SyncType.FULL}
+    ) == Row(1, "a.com", G1, SyncType.FULL)
+    assert record_to_item(1, {"tenant": "a.com", "connector": G1}, SyncType.FULL) == Row(
+        1, "a.com", G1, SyncType.FULL
+    )
+    bad = record_to_item(2, {"tenant": "a/b", "connector": G1, "x": object()}, keep_extra=True)
+    assert isinstance(bad, Rejected)
+    assert (bad.line, bad.code) == (2, "bad_tenant")
+    assert bad.extra is not None
+    assert bad.extra["x"].startswith("<object")
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+def test_duplicates_are_skipped_naming_the_first_line() -> None:
+    """A repeated (tenant, connector, syncType) becomes a duplicate of the first line."""
+    data = (
+        f"{HEADER}contoso.com,{G1},\nCONTOSO.COM,{G1.upper()},deltaSync\n"
+        f"contoso.com,{G1},fullSync\nbad,,\ncontoso.com,{G1},\n"
+    )
+    found = list(drop_duplicates(parse(data)))
+    assert [
+        (i.line, type(i).__name__, i.kind if isinstance(i, Rejected) else None) for i in found
+    ] == [
+        (1, "Row", None),
+        (2, "Rejected", ErrorKind.DUPLICATE),
+        (3, "Row", None),
+        (4, "Rejected", ErrorKind.INPUT),
+        (5, "Rejected", ErrorKind.DUPLICATE),
+    ]
+    dup = found[1]
+    assert isinstance(dup, Rejected)
+    assert dup.code == "duplicate"
+    assert "line 1" in dup.message
+    assert (dup.tenant, dup.connector, dup.sync_type) == ("contoso.com", G1, "deltaSync")
+
+
+def test_duplicates_keep_extra() -> None:
+    """A duplicate keeps the row's extra columns for the report."""
+    rows: list[Item] = [
+        Row(1, "a.com", G1, SyncType.FULL),
+        Row(2, "a.com", G1, SyncType.FULL, {"n": "x"}),
+    ]
+    found = list(drop_duplicates(rows))
+    assert isinstance(found[1], Rejected)
+    assert found[1].extra == {"n": "x"}
+
+
+def _many_duplicates(n: int) -> Iterator[Item]:
+    for line in range(1, n + 1):
+        yield Row(line, "contoso.com", G1, SyncType.DELTA)
+
+
+def test_many_duplicates_stay_cheap() -> None:
+    """100,000 copies of one row keep a single key in memory and all name line 1."""
+    dedup = drop_duplicates(_many_duplicates(100_000))
+    assert isinstance(next(dedup), Row)
+    skipped = 0
+    for item in dedup:
+        assert isinstance(item, Rejected)
+        assert item.message.startswith("duplicate of line 1 ")
+        skipped += 1
+        if skipped == 99_998:
+            # White-box: the table of seen keys, not the rows, is what stays in memory.
+            frame = getattr(dedup, "gi_frame", None)
+            assert frame is not None
+            assert len(frame.f_locals["seen"]) == 1
+    assert skipped == 99_999
+
+
+def test_duplicate_detection_memory_is_small_per_key() -> None:
+    """20,000 distinct keys cost well under 100 bytes each (1M rows stay under ~100 MB)."""
+    rows = [Row(n, f"t{n}.com", G1, SyncType.DELTA) for n in range(1, 20_001)]
+    tracemalloc.start()
+    try:
+        for _ in drop_duplicates(rows):
+            pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000 * 100
+
+
+def test_seen_keys_grow_and_remember_first_lines() -> None:
+    """The key table keeps every first line across many growths."""
+    seen = _SeenKeys(log2_size=4)
+    keys = [f"t{i}.com\x00{G1}\x00deltaSync" for i in range(20_000)]
+    for line, key in enumerate(keys, start=1):
+        assert seen.first_line(key, line) is None
+    assert len(seen) == len(keys)
+    for line, key in enumerate(keys, start=1):
+        assert seen.first_line(key, 10**6) == line
+    assert len(seen) == len(keys)
+
+
+# --------------------------------------------------------------------------- properties
+
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _assert_numbered(found: list[Item]) -> None:
+    assert [i.line for i in found] == list(range(1, len(found) + 1))
+    for item in found:
+        assert isinstance(item, Row | Rejected)
+        if isinstance(item, Rejected):
+            assert item.kind is ErrorKind.INPUT
+            assert item.code
+            assert item.message
+
+
+_csv_text = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters='\r\n"'),
+    max_size=60,
+)
+
+
+@FUZZ
+@given(lines=st.lists(_csv_text, max_size=20))
+def test_property_csv_one_item_per_data_line(lines: list[str]) -> None:
+    """Random unquoted lines after a header: never raises, one item per data line, in order."""
+    data = HEADER + "".join(line + "\n" for line in lines)
+    found = parse(data)
+    expected = [
+        line
+        for line in lines
+        if line.strip()
+        and not line.lstrip().startswith("#")
+        and any(field.strip() for field in line.split(","))
+    ]
+    assert len(found) == len(expected)
+    _assert_numbered(found)
+
+
+@FUZZ
+@given(
+    body=st.lists(
+        st.sampled_from([*',;\t"#\r\n x.\ufffd\u00e9', "contoso.com", G1]), max_size=80
+    ).map("".join),
+    cap=st.integers(min_value=8, max_value=200),
+)
+def test_property_csv_random_text_never_raises(body: str, cap: int) -> None:
+    """Random CSV text with quotes and line breaks after a header: items numbered 1..n."""
+    _assert_numbered(parse(HEADER + body, max_line_bytes=max(cap, len(HEADER))))
+
+
+@FUZZ
+@given(body=st.binary(max_size=300))
+def test_property_csv_random_bytes_never_raise(body: bytes) -> None:
+    """Arbitrary bytes after a valid header never raise; items are numbered 1..n."""
+    _assert_numbered(parse(HEADER.encode() + body, max_line_bytes=64))
+
+
+@FUZZ
+@given(data=st.binary(max_size=300))
+def test_property_arbitrary_bytes_raise_at_most_input_error(data: bytes) -> None:
+    """Whole arbitrary inputs: CSV raises at most InputError, JSONL never raises."""
+    with contextlib.suppress(InputError):
+        _assert_numbered(parse(data, max_line_bytes=64))
+    _assert_numbered(parse(data, "jsonl", max_line_bytes=64))
+
+
+_json_line = st.one_of(
+    _csv_text,
+    st.builds(
+        lambda t, c, s: orjson.dumps({"tenant": t, "connector": c, "syncType": s}).decode(),
+        st.one_of(st.sampled_from(["contoso.com", G1, "a/b"]), st.none(), st.integers(-1000, 1000)),
+        st.sampled_from([G1, G2, "x", ""]),
+        st.sampled_from(["fullSync", "deltasync", "", None, "x"]),
+    ),
+)
+
+
+@FUZZ
+@given(lines=st.lists(_json_line, max_size=20))
+def test_property_jsonl_one_item_per_data_line(lines: list[str]) -> None:
+    """Random JSONL lines: never raises, one item per non-blank non-comment line, in order."""
+    found = parse("".join(line + "\n" for line in lines), "jsonl")
+    expected = [line for line in lines if line.strip() and not line.strip().startswith("#")]
+    assert len(found) == len(expected)
+    _assert_numbered(found)
+
+
+_tenant = st.one_of(
+    st.uuids().map(str),
+    st.from_regex(r"[a-z0-9]{1,10}(\.[a-z0-9]{1,10}){0,2}\.[a-z]{2,6}", fullmatch=True),
+)
+_case = st.sampled_from([str.lower, str.upper, str.title])
+
+
+@FUZZ
+@given(
+    rows=st.lists(
+        st.tuples(_tenant, st.uuids().map(str), st.sampled_from(["fullSync", "deltaSync", ""])),
+        max_size=15,
+    ),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+    line_end=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    case=_case,
+    encoding=st.sampled_from(["utf-8", "utf-16"]),
+)
+def test_property_valid_csv_round_trips(
+    rows: list[tuple[str, str, str]],
+    delimiter: str,
+    quoting: Literal[0, 1, 2, 3],
+    line_end: str,
+    bom: bool,
+    case: object,
+    encoding: str,
+) -> None:
+    """Valid rows written by csv in any dialect Excel uses read back canonical and in order."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, quoting=quoting, lineterminator=line_end)
+    writer.writerow(["Tenant", "ConnectorId", "syncType"])
+    assert callable(case)
+    writer.writerows([(case(t), case(c), case(s)) for t, c, s in rows])
+    text = ("\ufeff" if bom and encoding == "utf-8" else "") + out.getvalue()
+    found = parse(text.encode(encoding))
+    assert found == [
+        Row(n, t.lower(), c.lower(), SyncType.parse(s) if s else SyncType.DELTA)
+        for n, (t, c, s) in enumerate(rows, start=1)
+    ]
