@@ -78,6 +78,10 @@ class EngineSettings:
     dry_run: bool = False
     lookahead: int = 50_000  # rows held in memory at once (bounds memory; sets fairness reach)
     forbidden_hint: str = ""  # appended to 403 messages (depends on the auth mode)
+    not_found_hint: str = ""  # appended to 404 messages (what a 404 means for the action)
+    # The status of a row whose request succeeded: ``ok`` for a sync, ``planned`` for the
+    # read-only ``run --dry-run --check`` (requests are sent, so ``dry_run`` stays False).
+    ok_status: Status = Status.OK
 
 
 @dataclasses.dataclass(slots=True)
@@ -128,6 +132,7 @@ class _Job:
         "attempts",
         "failures",
         "last",
+        "oks_at_throttle",
         "refreshed",
         "row",
         "started_at",
@@ -144,6 +149,7 @@ class _Job:
         self.throttled = 0
         self.refreshed = False
         self.last: GraphAnswer | None = None
+        self.oks_at_throttle: int | None = None
         self.taken_at = time.time()
         self.started_at: float | None = None
         self.state = _State.QUEUED
@@ -153,7 +159,17 @@ class _Job:
 class _Lane:
     """One tenant's queue, pacing state and token."""
 
-    __slots__ = ("active", "auth_error", "limiter", "pace", "pending", "task", "tenant", "wake")
+    __slots__ = (
+        "active",
+        "auth_error",
+        "limiter",
+        "oks",
+        "pace",
+        "pending",
+        "task",
+        "tenant",
+        "wake",
+    )
 
     def __init__(self, tenant: str, rate: TenantRate) -> None:
         self.tenant = tenant
@@ -164,12 +180,24 @@ class _Lane:
         self.pace = AdaptivePace(rate)
         self.auth_error: AuthError | None = None
         self.task: asyncio.Task[None] | None = None
+        self.oks = 0  # rows of this tenant that succeeded (tells a cooldown from a limit)
 
     def __repr__(self) -> str:
         return (
             f"<Lane {self.tenant} pending={len(self.pending)} active={self.active} "
             f"paused_until={self.pace.paused_until:.1f}>"
         )
+
+
+def _throttle_scope(lane: _Lane, job: _Job) -> str:
+    """Say whether the tenant or only this row's object was throttled (graph-notes: some
+    Intune actions have a per-object cooldown, answered with 429 like a tenant limit)."""
+    if job.oks_at_throttle is not None and lane.oks > job.oks_at_throttle:
+        return (
+            "other rows of this tenant succeeded meanwhile: this object looks to be in a "
+            "per-object cooldown (synced too recently), not the tenant over its limit"
+        )
+    return "the tenant was over its request limit"
 
 
 def _take(it: Iterator[Item], n: int) -> list[Item]:
@@ -470,6 +498,8 @@ class _Engine:
         if throttled:
             job.throttled += 1
             self.stats.throttled_answers += 1
+            if job.oks_at_throttle is None:
+                job.oks_at_throttle = lane.oks
         elif not ok:
             job.failures += 1
         decision = decide(
@@ -485,7 +515,8 @@ class _Engine:
             message=answer.message,
         )
         if isinstance(decision, Success):
-            self._finish(lane, job, Status.OK)
+            lane.oks += 1
+            self._finish(lane, job, self._s.ok_status)
         elif isinstance(decision, GiveUp):
             kind, message = decision.kind, decision.message
             if status == 401:
@@ -493,6 +524,10 @@ class _Engine:
                 message = f"Graph refused the token even after a refresh: {answer.message}"
             elif status == 403 and self._s.forbidden_hint:
                 message = f"{message}; {self._s.forbidden_hint}"
+            elif kind is ErrorKind.THROTTLED:
+                message = f"{message}; {_throttle_scope(lane, job)}"
+            elif status == 404 and self._s.not_found_hint:
+                message = f"{self._s.not_found_hint}: {message}"
             self._finish(lane, job, Status.FAILED, ReportError(kind, decision.code, message))
         elif isinstance(decision, Retry):
             if decision.pause_tenant:

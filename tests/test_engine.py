@@ -361,3 +361,30 @@ async def test_retry_after_forms_absorbed(tmp_path: Path, form: str) -> None:
         throttled = sum(sim.stats.throttled.values())
     assert {r["status"] for r in out} == {"ok"}
     assert throttled > 0
+
+
+async def test_per_connector_cooldown_is_named(tmp_path: Path) -> None:
+    """A connector in cooldown fails throttled, bounded, and the message says it was the object."""
+    rows = make_rows(1, 8)
+    t, c, _ = rows[0]
+    rows.insert(1, (t, c, "fullSync" if rows[0][2] == "deltaSync" else "deltaSync"))
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=0, connector_cooldown_s=600.0, retry_after="none")
+    )
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(
+            concurrency=1,
+            tenant_rate=TenantRate(1000, 1.0),
+            retry=dataclasses.replace(FAST_RETRY, max_throttled=2),
+        )
+        await run_batch(
+            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+        )
+        out = read_report(report)
+    failed = [r for r in out if r["status"] == "failed"]
+    assert len(failed) == 1
+    assert failed[0]["connector"] == c
+    assert failed[0]["throttled"] == 3
+    assert "per-object cooldown" in failed[0]["error"]["message"]
+    assert sum(1 for r in out if r["status"] == "ok") == 8
