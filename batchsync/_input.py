@@ -418,10 +418,11 @@ def read_items(
     in UTF-8 bytes without line ends (``line_too_long``).
 
     CSV: the delimiter (``,`` ``;`` tab ``|``) is the one that makes the first line a usable
-    header. A row with fewer fields than the header is fine when the required values are
-    there (missing cells are empty); more fields are ``ragged_row`` unless the extra ones are
-    empty. Raises ``InputError`` only for a header that lacks a tenant or connector column,
-    names one twice (``tenant`` and ``tenantId``), or is longer than ``max_line_bytes``.
+    header, or the one an Excel ``sep=;`` first line names. A row with fewer fields than the
+    header is fine when the required values are there (missing cells are empty); more fields
+    are ``ragged_row`` unless the extra ones are empty. Raises ``InputError`` only for a
+    header that lacks a tenant or connector column, names one twice (``tenant`` and
+    ``tenantId``), or is longer than ``max_line_bytes``.
     """
     if max_line_bytes < 1:
         raise ValueError("max_line_bytes must be at least 1")

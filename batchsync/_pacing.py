@@ -34,6 +34,7 @@ __all__ = [
     "parse_retry_after",
 ]
 
+_PROBE_MARGIN = 0.03  # AdaptivePace climbs fast to this far under the rate that drew a 429
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(?:s|sec|seconds)?\s*$")
 
 
@@ -221,12 +222,17 @@ class AdaptivePace:
 
     The configured ``TenantRate`` is a hard ceiling enforced elsewhere; this adds spacing
     between starts only after the tenant has been throttled: on a 429 the allowed rate drops
-    to ``decrease`` times the rate actually achieved over the last ``window_s``; each
-    ``window_s`` without a 429 raises it by ``increase`` of the ceiling, until spacing is
-    dropped altogether. It also holds the tenant-wide pause set by Retry-After.
+    to ``decrease`` times the rate actually achieved over the last ``window_s`` (the rate
+    that drew the 429). Each ``window_s`` without a 429 raises it by the fraction
+    ``increase`` (of itself, not of the ceiling: a ceiling far above the real limit must not
+    undo the lesson in one step) up to just under the rate that drew the last 429, then
+    probes beyond it ten times slower, since each 429 costs a whole Retry-After pause.
+    Reaching the ceiling drops the spacing. It also holds the tenant-wide pause set by
+    Retry-After.
     """
 
     __slots__ = (
+        "_bad_rps",
         "_ceiling_rps",
         "_decrease",
         "_increase",
@@ -243,7 +249,7 @@ class AdaptivePace:
         ceiling: TenantRate,
         *,
         window_s: float | None = None,
-        decrease: float = 0.85,
+        decrease: float = 0.9,
         increase: float = 0.05,
     ) -> None:
         self._ceiling_rps = ceiling.max_requests / ceiling.period_s
@@ -251,6 +257,7 @@ class AdaptivePace:
         self._decrease = decrease
         self._increase = increase
         self._rate_rps: float | None = None  # None: no learned limit (only the ceiling)
+        self._bad_rps = math.inf  # the achieved rate that drew the last 429
         self._next_start = 0.0
         self._last_change = 0.0
         self._starts: deque[float] = deque()
@@ -277,7 +284,11 @@ class AdaptivePace:
         if self._rate_rps is None:
             return
         if now - self._last_change >= self._window_s:
-            self._rate_rps += self._increase * self._ceiling_rps
+            below_bad = self._bad_rps * (1.0 - _PROBE_MARGIN)
+            if self._rate_rps < below_bad:
+                self._rate_rps = min(self._rate_rps * (1.0 + self._increase), below_bad)
+            else:
+                self._rate_rps *= 1.0 + self._increase / 10
             self._last_change = now
             if self._rate_rps >= self._ceiling_rps:
                 self._rate_rps = None
@@ -293,6 +304,7 @@ class AdaptivePace:
         achieved = sum(1 for t in self._starts if t >= horizon) / self._window_s
         current = self._rate_rps if self._rate_rps is not None else self._ceiling_rps
         base = min(current, achieved) if achieved > 0 else current
+        self._bad_rps = base
         self._rate_rps = max(base * self._decrease, 1.0 / max(self._window_s, 1.0) / 10)
         self._last_change = now
         self._next_start = self.paused_until

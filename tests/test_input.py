@@ -58,8 +58,8 @@ def parse(
     )
 
 
-def one(data: bytes | str, fmt: str = "csv", **kwargs: bool) -> Item:
-    found = parse(data, fmt, **kwargs)  # type: ignore[arg-type]
+def one(data: bytes | str, fmt: str = "csv", *, keep_extra: bool = False) -> Item:
+    found = parse(data, fmt, keep_extra=keep_extra)
     assert len(found) == 1, found
     return found[0]
 
