@@ -413,8 +413,9 @@ def read_items(
 
     ``stream`` is read in chunks and never closed. The encoding is UTF-8 (BOM optional), or
     UTF-16/32 when a BOM (or a UTF-16 zero pattern) says so; undecodable bytes reject their
-    row (``bad_encoding``; so does a literal U+FFFD, the mark of an earlier bad conversion),
-    they never end the run. ``max_line_bytes`` caps a physical line and a whole CSV record,
+    row (``bad_encoding``; so does a literal U+FFFD, the mark of an earlier bad conversion)
+    when they fall in a field batchsync uses (CSV: in other columns they are kept as U+FFFD),
+    and they never end the run. ``max_line_bytes`` caps a physical line and a whole CSV record,
     in UTF-8 bytes without line ends (``line_too_long``).
 
     CSV: the delimiter (``,`` ``;`` tab ``|``) is the one that makes the first line a usable
@@ -579,7 +580,9 @@ def _read_csv(lines: _Lines, encoding: str, default: SyncType, keep_extra: bool)
         reader = csv.reader(feed, delimiter=delimiter, skipinitialspace=True, strict=False)
         try:
             for rec in reader:
-                bad_encoding = feed.bad_encoding
+                # Undecodable bytes only matter in the fields we use: an Excel "CSV (comma
+                # delimited)" export in cp1252 may have a "Müller GmbH" in another column.
+                bad_line = feed.bad_encoding
                 feed.at_start = True
                 n = len(rec)
                 if n >= need:
@@ -593,6 +596,7 @@ def _read_csv(lines: _Lines, encoding: str, default: SyncType, keep_extra: bool)
                 if not (t or c or s) and not any(f.strip() for f in rec):
                     continue  # an empty record (",,,") counts as a blank line
                 line += 1
+                bad_encoding = bad_line and ("\ufffd" in t or "\ufffd" in c or "\ufffd" in s)
                 extra = _csv_extra(rec, head) if keep_extra else None
                 tenant = tenants.get(t)
                 if tenant is None:

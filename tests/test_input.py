@@ -472,12 +472,12 @@ def test_csv_ragged_row_with_extra_values() -> None:
 
 
 def test_csv_non_utf8_bytes_reject_only_that_row() -> None:
-    """A Windows-1252 row is bad_encoding; the rows around it still parse."""
+    """Windows-1252 bytes in a used field make that row bad_encoding; the rows around it parse."""
     data = (
         b"tenant,connector,name\n"
         + f"contoso.com,{G1},ok\n".encode()
-        + f"fabrikam.com,{G2},M".encode()
-        + b"\xfcller GmbH\n"
+        + b"fabr\xefkam.com,"
+        + f"{G2},ok\n".encode()
         + f"litware.com,{G1},ok\n".encode()
     )
     found = parse(data)
@@ -486,8 +486,15 @@ def test_csv_non_utf8_bytes_reject_only_that_row() -> None:
     assert isinstance(bad, Rejected)
     assert (bad.line, bad.code, bad.kind) == (2, "bad_encoding", ErrorKind.INPUT)
     assert "UTF-8" in bad.message
-    assert bad.tenant == "fabrikam.com"
     assert found[2].line == 3
+
+
+def test_csv_non_utf8_bytes_in_an_ignored_column_keep_the_row() -> None:
+    """An Excel cp1252 export with "Müller GmbH" in an unused column still syncs that row."""
+    data = b"tenant,connector,name\n" + f"fabrikam.com,{G2},M".encode() + b"\xfcller GmbH\n"
+    (row,) = parse(data)
+    assert isinstance(row, Row)
+    assert row.tenant == "fabrikam.com"
 
 
 def test_csv_bad_bytes_inside_a_multiline_field_mark_the_record() -> None:
