@@ -18,8 +18,7 @@ from typing import IO, BinaryIO, cast
 
 import aiohttp
 
-from ._version import __version__
-from ._action import Action, ExchangeConnectorSync
+from ._action import NOT_FOUND_HINT, Action, ExchangeConnectorCheck, ExchangeConnectorSync
 from ._auth import AuthMode, AuthSettings, TokenProvider
 from ._clouds import Endpoints
 from ._engine import EngineSettings, RunStats, run_engine
@@ -34,9 +33,10 @@ from ._input import (
     drop_duplicates,
     read_items,
 )
-from ._report import Outcome, ReportWriter, read_resume_keys, resume_key
+from ._report import Outcome, ReportWriter, Status, read_resume_keys, resume_key
 from ._shard import in_shard
 from ._tls import make_ssl_context
+from ._version import __version__
 
 __all__ = ["RunConfig", "run_batch", "user_agent"]
 
@@ -65,6 +65,9 @@ class RunConfig:
     ca_bundle: str | None = None
     token_concurrency: int = 8
     preflight: bool = True  # check that Graph and Entra are reachable and trusted first
+    # ``run --dry-run --check``: acquire each tenant's token and read each connector (GET),
+    # sync nothing; rows whose read succeeds are ``planned``.
+    check: bool = False
 
 
 def _shard_filter(items: Iterable[Item], k: int, n: int) -> Iterator[Item]:
@@ -95,7 +98,10 @@ def build_items(
     """The filtered item stream: parse, shard, drop duplicates, skip rows already done."""
     fmt = detect_format(config.input_path, config.input_format)
     items: Iterable[Item] = read_items(
-        cast(BinaryIO, stream), fmt=fmt, default_sync_type=config.default_sync_type, keep_extra=config.keep_extra
+        cast(BinaryIO, stream),
+        fmt=fmt,
+        default_sync_type=config.default_sync_type,
+        keep_extra=config.keep_extra,
     )
     if config.shard is not None:
         items = _shard_filter(items, *config.shard)
@@ -135,14 +141,14 @@ async def preflight(session: aiohttp.ClientSession, urls: Iterable[str], timeout
             raise ConfigError(
                 f"TLS with {url} failed ({exc}); check --ca-bundle and the proxy settings"
             ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ConfigError(
-                f"cannot reach {url} ({exc or type(exc).__name__}); check the network, the "
-                "proxy (HTTPS_PROXY/NO_PROXY) and --graph-url/--authority-host"
-            ) from None
-        except TimeoutError:
+        except TimeoutError:  # before OSError, its base class since Python 3.11
             raise ConfigError(
                 f"no answer from {url} within {timeout_s:g} s; check the network and the proxy"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ConfigError(
+                f"cannot reach {url} ({str(exc) or type(exc).__name__}); check the network, the "
+                "proxy (HTTPS_PROXY/NO_PROXY) and --graph-url/--authority-host"
             ) from None
 
 
@@ -169,7 +175,8 @@ async def run_batch(
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> RunStats:
     """Run the whole job; raises ``ConfigError``/``InputError`` (exit 2) before any request."""
-    action = action or ExchangeConnectorSync()
+    if action is None:
+        action = ExchangeConnectorCheck() if config.check else ExchangeConnectorSync()
     stats = stats or RunStats()
     stdin = stdin if stdin is not None else sys.stdin.buffer
     stdout = stdout if stdout is not None else sys.stdout.buffer
@@ -203,9 +210,17 @@ async def run_batch(
                 on_outcome(outcome)
 
         engine_settings = dataclasses.replace(
-            config.engine, forbidden_hint=forbidden_hint(config.auth.resolved_mode())
+            config.engine,
+            forbidden_hint=forbidden_hint(config.auth.resolved_mode()),
+            not_found_hint=NOT_FOUND_HINT,
         )
-        if config.engine.dry_run:
+        if config.check:
+            # The check sends its GETs, so the engine must not run dry; it syncs nothing,
+            # so a row that passes is `planned`, as in a dry run.
+            engine_settings = dataclasses.replace(
+                engine_settings, dry_run=False, ok_status=Status.PLANNED
+            )
+        if engine_settings.dry_run:
             return await run_engine(
                 items, action=action, settings=engine_settings, emit=emit, stats=stats
             )

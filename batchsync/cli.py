@@ -16,7 +16,6 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from ._version import __version__
 from ._auth import AuthMode, AuthSettings
 from ._clouds import CloudName, resolve_endpoints
 from ._engine import EngineSettings, RunStats
@@ -26,6 +25,7 @@ from ._pacing import RetryPolicy, TenantRate
 from ._runner import RunConfig, run_batch
 from ._shard import parse_shard
 from ._summary import exit_status, format_summary, summary_dict
+from ._version import __version__
 
 __all__ = ["main"]
 
@@ -42,10 +42,23 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (``pip install 'batchsync[fast]'``), unless BATCHSYNC_UVLOOP=0."""
+    if os.environ.get("BATCHSYNC_UVLOOP", "1") == "0":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` with the contract's exit statuses for errors and Ctrl-C."""
     try:
-        return asyncio.run(coro)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(coro)
     except BatchsyncError as exc:
         _fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
@@ -272,6 +285,12 @@ def main() -> None:
     "--dry-run", is_flag=True, help="Validate the input and write `planned` lines; send nothing."
 )
 @click.option(
+    "--check",
+    is_flag=True,
+    help="With --dry-run: also get each tenant's token and read each connector (GET), "
+    "syncing nothing; rows that pass are `planned`.",
+)
+@click.option(
     "--grace",
     type=float,
     default=5.0,
@@ -303,6 +322,7 @@ def run(
     resume: bool,
     overwrite: bool,
     dry_run: bool,
+    check: bool,
     grace: float,
     shard: tuple[int, int] | None,
     progress: bool | None,
@@ -333,12 +353,15 @@ def run(
     Examples:
       batchsync run tenants.csv -o report.jsonl
       batchsync run tenants.csv -o report.jsonl --resume      # finish after Ctrl-C
+      batchsync run tenants.csv --dry-run --check              # tokens + connectors, no sync
       batchsync discover customers.txt | batchsync run - --format jsonl
       jq -c 'select(.status=="failed")' report.jsonl           # what failed, and why
     """
     _setup_logging(verbose, quiet)
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
+    if check and not dry_run:
+        raise click.UsageError("--check works only with --dry-run (it reads, it never syncs)")
     config = RunConfig(
         input_path=input_path,
         input_format=InputFormat(input_format) if input_format else None,
@@ -374,6 +397,7 @@ def run(
         ),
         ca_bundle=ca_bundle,
         token_concurrency=token_concurrency,
+        check=check,
     )
     stats = RunStats()
     show = progress if progress is not None else (sys.stderr.isatty() and not quiet)
@@ -387,7 +411,9 @@ async def _run_with_progress(config: RunConfig, stats: RunStats, *, show: bool) 
     from ._progress import estimate_rows, show_progress
 
     loop = asyncio.get_running_loop()
-    total = await loop.run_in_executor(None, estimate_rows, config.input_path)
+    total = None
+    if config.shard is None and not config.resume:  # else only part of the file is run
+        total = await loop.run_in_executor(None, estimate_rows, config.input_path)
     async with asyncio.TaskGroup() as tg:
         bar = tg.create_task(show_progress(stats, total=total))
         try:
@@ -405,6 +431,149 @@ def _finish(stats: RunStats, *, quiet: bool, summary_json: str | None) -> NoRetu
     code = exit_status(stats)
     if not quiet or code:
         click.echo(format_summary(stats), err=True)
+    sys.exit(code)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument(
+    "tenants_path",
+    metavar="[TENANTS]",
+    required=False,
+    type=click.Path(dir_okay=False, allow_dash=True),
+)
+@click.option(
+    "--gdap",
+    is_flag=True,
+    help="List the GDAP customers of the signed-in partner instead of reading TENANTS.",
+)
+@click.option(
+    "--partner-tenant",
+    help="With --gdap: the partner's own tenant (ID or domain) that lists its customers; "
+    "default 'organizations' (the signed-in account's home), required with --auth app.",
+)
+@click.option(
+    "--sync-type",
+    type=click.Choice([s.value for s in SyncType], case_sensitive=False),
+    default=SyncType.DELTA.value,
+    show_default=True,
+    help="syncType written on every row.",
+)
+@click.option(
+    "--connected-only", is_flag=True, help="Keep only connectors whose status is connected."
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    default="-",
+    show_default=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Where the connector rows (JSONL) go (- is stdout).",
+)
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False),
+    help="Also write one JSON line per tenant that failed (tenant, kind, code, message).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing -o / --errors files.")
+@auth_options
+@pace_options
+@connection_options
+def discover(
+    tenants_path: str | None,
+    gdap: bool,
+    partner_tenant: str | None,
+    sync_type: str,
+    connected_only: bool,
+    output_path: str,
+    errors_path: str | None,
+    overwrite: bool,
+    auth_mode: str,
+    client_secret: str | None,
+    certificate: str | None,
+    api_version: str,
+    concurrency: int,
+    token_concurrency: int,
+    tenant_rate: TenantRate,
+    max_attempts: int,
+    max_throttled: int,
+    max_retry_after: float,
+    timeout: float,
+    client_id: str | None,
+    cloud: str,
+    graph_url: str | None,
+    authority_host: str | None,
+    ca_bundle: str | None,
+    token_cache: str | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """List the Exchange connectors of each tenant as rows for `batchsync run`.
+
+    TENANTS is a file (or - for stdin) with one tenant per line, or a CSV or JSONL with a
+    tenant column; --gdap lists the signed-in partner's GDAP customers instead. One JSON line
+    per connector goes to stdout (or -o); a tenant that cannot be listed gets a line on
+    stderr (and in --errors). A tenant without a connector is counted, not an error.
+    Exit status: 0 every tenant listed, 1 some tenant failed, 2 configuration error.
+
+    \b
+    Examples:
+      batchsync discover customers.txt -o connectors.jsonl
+      batchsync discover --gdap --connected-only | batchsync run - --format jsonl
+      batchsync discover customers.csv --errors failed-tenants.jsonl
+    """
+    from ._discover import DiscoverConfig, DiscoverStats
+    from ._discover import discover as discover_connectors
+    from ._discover import exit_status as discover_exit_status
+    from ._discover import format_summary as format_discover_summary
+
+    _setup_logging(verbose, quiet)
+    if gdap and tenants_path is not None:
+        raise click.UsageError("give TENANTS or --gdap, not both")
+    if not gdap and tenants_path is None:
+        raise click.UsageError("give TENANTS (a file, or - for stdin) or --gdap")
+    if partner_tenant is not None and not gdap:
+        raise click.UsageError("--partner-tenant goes with --gdap")
+    config = DiscoverConfig(
+        endpoints=resolve_endpoints(
+            cloud, graph_url=graph_url, authority_host=authority_host, api_version=api_version
+        ),
+        auth=AuthSettings(
+            mode=AuthMode(auth_mode),
+            client_id=client_id,
+            client_secret=client_secret,
+            certificate_path=certificate,
+            certificate_password=os.environ.get("BATCHSYNC_CLIENT_CERTIFICATE_PASSWORD"),
+            refresh_token=os.environ.get("BATCHSYNC_REFRESH_TOKEN") or None,
+            token_cache_path=token_cache,
+        ),
+        tenants_path=tenants_path,
+        gdap=gdap,
+        partner_tenant=partner_tenant,
+        sync_type=SyncType.parse(sync_type),
+        connected_only=connected_only,
+        output_path=output_path,
+        errors_path=errors_path,
+        overwrite=overwrite,
+        engine=EngineSettings(
+            concurrency=concurrency,
+            tenant_rate=tenant_rate,
+            retry=RetryPolicy(
+                max_attempts=max_attempts,
+                max_throttled=max_throttled,
+                max_retry_after_s=max_retry_after,
+            ),
+            timeout_s=timeout,
+        ),
+        token_concurrency=token_concurrency,
+        ca_bundle=ca_bundle,
+    )
+    stats = DiscoverStats()
+    _run_async(discover_connectors(config, echo=lambda m: click.echo(m, err=True), stats=stats))
+    code = discover_exit_status(stats)
+    if not quiet or code:
+        click.echo(format_discover_summary(stats, connected_only=connected_only), err=True)
     sys.exit(code)
 
 
@@ -529,11 +698,22 @@ def simulator(
     show_default=True,
     help="Home tenant of the account that signs in.",
 )
-@click.option("--status", is_flag=True, help="Show who is signed in, and nothing else.")
+@click.option(
+    "--status", is_flag=True, help="Show who is signed in (never a token), and nothing else."
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=1),
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for the code to be used before giving up.",
+)
 @connection_options
 def login(
     tenant: str,
     status: bool,
+    timeout_s: float,
     client_id: str | None,
     cloud: str,
     graph_url: str | None,
@@ -545,13 +725,16 @@ def login(
 ) -> None:
     """Sign in once with a device code; `run --auth delegated` then reaches every tenant.
 
-    The URL and code go to stderr. The account is kept in the token cache (--token-cache).
+    The URL and code go to stderr. The account is kept in the token cache (--token-cache),
+    encrypted where the system offers it (DPAPI, Keychain, libsecret), else in a file only
+    you can read (mode 0600). `login --status` shows who is signed in; exit 1 if nobody.
 
     \b
     Example:
       batchsync login --client-id 11111111-2222-3333-4444-555555555555
+      batchsync login --status
     """
-    from ._auth import login_device_code, signed_in_accounts
+    from ._auth import login_device_code, token_cache_status
 
     _setup_logging(verbose, quiet)
     settings = AuthSettings(
@@ -559,9 +742,9 @@ def login(
     )
     try:
         if status:
-            accounts = signed_in_accounts(settings)
-            click.echo("\n".join(accounts) if accounts else "not signed in", err=True)
-            sys.exit(0 if accounts else 1)
+            cache = token_cache_status(settings)
+            click.echo(cache.describe(), err=True)
+            sys.exit(0 if cache.accounts else 1)
         endpoints = resolve_endpoints(cloud, graph_url=graph_url, authority_host=authority_host)
         user = login_device_code(
             settings,
@@ -569,6 +752,7 @@ def login(
             tenant=tenant,
             ca_bundle=ca_bundle,
             echo=lambda m: click.echo(m, err=True),
+            timeout_s=timeout_s,
         )
     except BatchsyncError as exc:
         _fail(exc.message, exc.exit_code)
@@ -580,8 +764,15 @@ def login(
 @main.command(context_settings=CONTEXT)
 @click.option("--token-cache", envvar="BATCHSYNC_TOKEN_CACHE", type=click.Path(dir_okay=False))
 @click.option("--client-id", envvar=["BATCHSYNC_CLIENT_ID", "AZURE_CLIENT_ID"])
-def logout(token_cache: str | None, client_id: str | None) -> None:
-    """Forget the signed-in account and its tokens.
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    metavar="USERNAME",
+    help="Forget only this account (repeatable); default: every account.",
+)
+def logout(token_cache: str | None, client_id: str | None, accounts: tuple[str, ...]) -> None:
+    """Forget the signed-in account and all its tokens (the cache file goes when empty).
 
     \b
     Example:
@@ -593,7 +784,7 @@ def logout(token_cache: str | None, client_id: str | None) -> None:
         mode=AuthMode.DELEGATED, client_id=client_id, token_cache_path=token_cache
     )
     try:
-        removed = forget(settings)
+        removed = forget(settings, usernames=accounts or None)
     except BatchsyncError as exc:
         _fail(exc.message, exc.exit_code)
     click.echo(
