@@ -96,7 +96,11 @@ class ExchangeConnectorCheck:
 def _row_fields(item: Row | Rejected) -> dict[str, str | None]:
     """The report's row fields, the same for both actions (so a check report reads like a run's)."""
     if isinstance(item, Row):
-        return {"tenant": item.tenant, "connector": item.connector, "syncType": item.sync_type.value}
+        return {
+            "tenant": item.tenant,
+            "connector": item.connector,
+            "syncType": item.sync_type.value,
+        }
     return {"tenant": item.tenant, "connector": item.connector, "syncType": item.sync_type}
 
 

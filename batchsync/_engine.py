@@ -518,6 +518,14 @@ class _Engine:
             lane.oks += 1
             self._finish(lane, job, self._s.ok_status)
         elif isinstance(decision, GiveUp):
+            if (
+                throttled
+                and retry_after is not None
+                and retry_after <= self._s.retry.max_retry_after_s
+            ):
+                # This row is out of tries, but the answer still holds the whole tenant:
+                # its other rows must not start inside the pause the server announced.
+                lane.pace.on_throttled(self._clock(), retry_after)
             kind, message = decision.kind, decision.message
             if status == 401:
                 kind = ErrorKind.AUTH

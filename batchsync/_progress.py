@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ._engine import RunStats
 
-__all__ = ["estimate_rows", "show_progress"]
+__all__ = ["estimate_rows", "progress_postfix", "show_progress"]
 
 _COUNT_LIMIT_BYTES = 256 * 1024 * 1024
 
@@ -38,33 +38,55 @@ def estimate_rows(path: str) -> int | None:
     return rows
 
 
+_BAR_KNOWN = (
+    "{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} rows, {rate_fmt}, ETA {remaining}{postfix}"
+)
+_BAR_UNKNOWN = "{n_fmt} rows, {rate_fmt}, {elapsed} elapsed{postfix}"
+
+
+def progress_postfix(stats: RunStats) -> str:
+    """The live counters after the bar: tenants paused right now, 429/503s seen, rows failed."""
+    failed = stats.statuses.get("failed", 0) + stats.statuses.get("invalid", 0)
+    paused = stats.paused_tenants
+    return (
+        f"{paused} tenant{'' if paused == 1 else 's'} paused, "
+        f"{stats.throttled_answers} throttled, {failed} failed"
+    )
+
+
 async def show_progress(
     stats: RunStats, *, total: int | None, stream: IO[str] | None = None, interval_s: float = 0.25
 ) -> None:
-    """Run until cancelled, drawing rows done/total, rate, ETA and paused tenants."""
+    """Run until cancelled, drawing rows done/total, rows/s, ETA and paused tenants.
+
+    Without a total (stdin, huge files) the bar shows the count, rate and elapsed time.
+    The last state is drawn once more when cancelled, then the bar is cleared (the summary
+    follows on stderr).
+    """
     bar = tqdm(
         total=total,
-        unit="row",
+        unit=" rows",  # rate_fmt is "{rate}{unit}/s": "37.5 rows/s"
         file=stream or sys.stderr,
         dynamic_ncols=True,
         smoothing=0.1,
         leave=False,
+        bar_format=_BAR_KNOWN if total is not None else _BAR_UNKNOWN,
     )
     shown = 0
+
+    def draw() -> None:
+        nonlocal shown
+        done = stats.rows_done
+        if done > shown:
+            bar.update(done - shown)
+            shown = done
+        bar.set_postfix_str(progress_postfix(stats), refresh=False)
+        bar.refresh()
+
     try:
         while True:
-            done = stats.rows_done
-            if done > shown:
-                bar.update(done - shown)
-                shown = done
-            failed = stats.statuses.get("failed", 0) + stats.statuses.get("invalid", 0)
-            bar.set_postfix(
-                failed=failed,
-                throttled=stats.throttled_answers,
-                paused=stats.paused_tenants,
-                refresh=False,
-            )
-            bar.refresh()
+            draw()
             await asyncio.sleep(interval_s)
     finally:
+        draw()
         bar.close()

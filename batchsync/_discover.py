@@ -1,0 +1,763 @@
+"""``batchsync discover``: each tenant's Exchange connectors, as rows ``batchsync run`` takes.
+
+::
+
+    TENANTS file / stdin ──┐                          one task per tenant (TaskGroup,
+    --gdap: partner's      ├─> tenants ─> bounded ─>  semaphore-bounded): token (ahead,
+      GDAP customers ──────┘                          under --token-concurrency), then
+                                                      GET exchangeConnectors, every page,
+                                                      one Graph slot per request
+                                                        │
+                          stdout / -o: {"tenant", "connector", "syncType", "status",
+                          "lastSyncDateTime"}   --errors: {"tenant", "kind", "code", "message"}
+
+The same auth, cloud and pace settings as ``run``: ``TokenProvider`` for tokens, one
+``GraphClient`` session, ``_pacing.decide`` for every retry (a 429's Retry-After pauses that
+tenant alone: its pages are fetched one after the other, so the tenant's task sleeping *is*
+the pause), a per-tenant ``AsyncLimiter`` for ``--tenant-rate``, and ``concurrency`` Graph
+requests in flight at most. A tenant's rows are written together once all its pages are in,
+so a tenant that fails half-way leaves no partial list. A tenant with no connector is a
+normal outcome (counted), not an error.
+
+``@odata.nextLink`` is followed only when it points under the Graph base URL (same scheme,
+host and port): the bearer token is never sent anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import csv
+import dataclasses
+import io
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any, Protocol
+from urllib.parse import urlsplit
+
+import orjson
+from aiolimiter import AsyncLimiter
+
+from ._action import GraphRequest, gdap_customers_request, list_connectors_request
+from ._auth import AccessToken, AuthMode, AuthSettings, TokenProvider
+from ._clouds import Endpoints
+from ._engine import EngineSettings
+from ._errors import AuthError, ConfigError, ErrorKind, RunStoppingAuthError
+from ._graph import GraphClient, open_session
+from ._input import SyncType, _field_of, canonical_connector, canonical_tenant
+from ._pacing import GiveUp, Retry, Success, decide, parse_retry_after
+from ._report import ReportWriter
+from ._runner import forbidden_hint, preflight, user_agent
+from ._tls import make_ssl_context
+
+__all__ = [
+    "DiscoverConfig",
+    "DiscoverStats",
+    "DiscoverTokens",
+    "TenantFailure",
+    "discover",
+    "exit_status",
+    "format_summary",
+    "next_page_request",
+    "read_tenants",
+]
+
+log = logging.getLogger(__name__)
+
+_MULTI_TENANT_AUTHORITIES = frozenset({"organizations", "common"})
+_FAILURES_KEPT = 50
+_MAX_PAGES = 10_000  # a loop guard: no real tenant has 10,000 pages of connectors
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+class DiscoverTokens(Protocol):
+    """What discover needs from auth (``_auth.TokenProvider`` satisfies it)."""
+
+    async def get(self, tenant: str) -> AccessToken: ...
+
+    def invalidate(self, token: AccessToken) -> None: ...
+
+    def forget(self, tenant: str) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DiscoverConfig:
+    """Everything one ``discover`` needs; built by the CLI or by library users.
+
+    Exactly one of ``tenants_path`` (a file, or ``-`` for stdin) and ``gdap`` is set.
+    ``partner_tenant`` is the authority for the GDAP customer list: None means
+    ``organizations`` (the signed-in account's home tenant), which app-only auth cannot use.
+    ``engine`` carries the pace options shared with ``run`` (concurrency, tenant rate,
+    retries, timeout); its other fields are ignored here.
+    """
+
+    endpoints: Endpoints
+    auth: AuthSettings
+    tenants_path: str | None = None
+    gdap: bool = False
+    partner_tenant: str | None = None
+    sync_type: SyncType = SyncType.DELTA
+    connected_only: bool = False
+    output_path: str = "-"
+    errors_path: str | None = None
+    overwrite: bool = False
+    engine: EngineSettings = EngineSettings()
+    token_concurrency: int = 8
+    ca_bundle: str | None = None
+    preflight: bool = True  # check that Graph and Entra are reachable and trusted first
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantFailure:
+    """Why one tenant could not be listed (a line of ``--errors``)."""
+
+    tenant: str
+    kind: ErrorKind
+    code: str | None
+    message: str
+
+    def to_json(self) -> bytes:
+        """One ``--errors`` line, newline included."""
+        doc: dict[str, str | None] = {
+            "tenant": self.tenant,
+            "kind": self.kind.value,
+            "code": self.code,
+            "message": self.message,
+        }
+        return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
+
+
+@dataclasses.dataclass(slots=True)
+class DiscoverStats:
+    """Counters for the summary; ``failures`` keeps the first few, ``failed`` counts all."""
+
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    finished: float | None = None
+    tenants: int = 0  # distinct tenants to list
+    listed: int = 0
+    failed: int = 0  # tenants that could not be listed
+    invalid: int = 0  # input lines that are not a tenant
+    empty: int = 0  # listed, with no connector
+    connectors: int = 0  # connectors found
+    written: int = 0  # rows written (connectors, less those --connected-only left out)
+    left_out: int = 0  # not connected, left out by --connected-only
+    requests: int = 0
+    throttled_answers: int = 0
+    paused_tenants: int = 0  # tenants sleeping out a Retry-After right now
+    failures: list[TenantFailure] = dataclasses.field(default_factory=list)
+    stop_reason: str | None = None
+
+    @property
+    def elapsed_s(self) -> float:
+        end = self.finished if self.finished is not None else time.monotonic()
+        return max(0.0, end - self.started)
+
+    def note_failure(self, failure: TenantFailure) -> None:
+        if failure.kind is ErrorKind.INPUT:
+            self.invalid += 1
+        else:
+            self.failed += 1
+        if len(self.failures) < _FAILURES_KEPT:
+            self.failures.append(failure)
+
+
+def exit_status(stats: DiscoverStats) -> int:
+    """0 when every tenant was listed, 1 when any failed (or an input line was not a tenant)."""
+    return 1 if stats.failed or stats.invalid else 0
+
+
+def format_summary(stats: DiscoverStats, *, connected_only: bool = False) -> str:
+    """A few lines for stderr; the first always holds the counts."""
+    lines = [
+        f"batchsync discover: {stats.tenants} tenant{'' if stats.tenants == 1 else 's'}: "
+        f"{stats.listed} listed, "
+        f"{stats.failed} failed; {stats.written} connector rows written"
+        + (f" ({stats.left_out} not connected left out)" if connected_only else "")
+    ]
+    if stats.invalid:
+        noun = "input line is" if stats.invalid == 1 else "input lines are"
+        lines.append(f"  {stats.invalid} {noun} not a tenant (see above)")
+    if stats.empty:
+        noun = "tenant has" if stats.empty == 1 else "tenants have"
+        lines.append(f"  {stats.empty} {noun} no Exchange connector")
+    lines.append(
+        f"  {stats.requests} requests, {stats.throttled_answers} throttled answers (429/503), "
+        f"{stats.elapsed_s:.1f} s"
+    )
+    if stats.stop_reason:
+        lines.append(f"  stopped early: {stats.stop_reason}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- tenants in
+
+
+def read_tenants(data: bytes) -> tuple[list[str], list[TenantFailure]]:
+    """Distinct canonical tenants, in input order, and the lines that are not tenants.
+
+    The input is one tenant per line, or a CSV (``,`` ``;`` tab ``|``) with a header naming a
+    tenant column, or JSONL with a tenant key; the column names are ``run``'s (``tenant``,
+    ``tenantId``, ``tenant_id``, any case). Blank lines and ``#`` lines are skipped. Raises
+    ``ConfigError`` for a CSV header with no tenant column.
+    """
+    text = _decode(data)
+    lines = text.splitlines()
+    first = next((ln for ln in lines if not _skip(ln)), None)
+    if first is None:
+        return [], []
+    if first.lstrip().startswith("{"):
+        entries = _jsonl_tenants(lines)
+    else:
+        delimiter = _csv_delimiter(first)
+        entries = _csv_tenants(text, delimiter) if delimiter else _plain_tenants(lines)
+    tenants: dict[str, None] = {}
+    rejected: list[TenantFailure] = []
+    for line, raw in entries:
+        value = raw.strip() if isinstance(raw, str) else None
+        tenant = canonical_tenant(value) if value else None
+        if tenant is not None:
+            tenants.setdefault(tenant)
+            continue
+        shown = repr(value[:80]) if value else "no tenant"
+        rejected.append(
+            TenantFailure(
+                value[:200] if value else "",
+                ErrorKind.INPUT,
+                "bad_tenant",
+                f"line {line}: {shown} is not a tenant ID (GUID) or domain name",
+            )
+        )
+    return list(tenants), rejected
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace")
+    return data.decode("utf-8-sig", errors="replace")  # U+FFFD never makes a valid tenant
+
+
+def _skip(line: str) -> bool:
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def _csv_delimiter(first: str) -> str | None:
+    """The delimiter that makes ``first`` a header with a tenant column; None for a plain list.
+
+    A first line that is itself a tenant starts a plain list; one with a delimiter but no
+    tenant column is a header we cannot use.
+    """
+    if canonical_tenant(first.strip()) is not None:
+        return None
+    for delimiter in _DELIMITERS:
+        fields = next(csv.reader([first], delimiter=delimiter))
+        if any(_field_of(name) == "tenant" for name in fields):
+            return delimiter
+    if any(d in first for d in _DELIMITERS):
+        raise ConfigError(
+            f"the header {first.strip()[:80]!r} has no tenant column; name it tenant, tenantId "
+            "or tenant_id (or give one tenant per line)"
+        )
+    return None
+
+
+def _plain_tenants(lines: list[str]) -> Iterator[tuple[int, str | None]]:
+    for number, line in enumerate(lines, start=1):
+        if not _skip(line):
+            yield number, line
+
+
+def _csv_tenants(text: str, delimiter: str) -> Iterator[tuple[int, str | None]]:
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    column: int | None = None
+    for record in reader:
+        if not record or all(not field.strip() for field in record):
+            continue
+        if record[0].lstrip().startswith("#"):
+            continue
+        if column is None:
+            column = next((i for i, name in enumerate(record) if _field_of(name) == "tenant"), -1)
+            if column < 0:
+                raise ConfigError(f"the CSV header on line {reader.line_num} has no tenant column")
+            continue
+        yield reader.line_num, record[column] if column < len(record) else None
+
+
+def _jsonl_tenants(lines: list[str]) -> Iterator[tuple[int, str | None]]:
+    for number, line in enumerate(lines, start=1):
+        if _skip(line):
+            continue
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            yield number, None
+            continue
+        value = None
+        if isinstance(doc, dict):
+            value = next((v for k, v in doc.items() if _field_of(k) == "tenant"), None)
+        yield number, value if isinstance(value, str) else None
+
+
+# --------------------------------------------------------------------------- paging
+
+
+def next_page_request(link: str, graph_base: str) -> GraphRequest:
+    """The GET for an ``@odata.nextLink``, relative to ``graph_base``.
+
+    Raises ``ValueError`` unless the link has the base's scheme, host and port and lies under
+    its path: the request carries the tenant's bearer token, which must never leave Graph.
+    """
+    base, target = urlsplit(graph_base), urlsplit(link)
+    try:
+        same_origin = (
+            target.scheme.lower() == base.scheme.lower()
+            and (target.hostname or "") == (base.hostname or "")
+            and _port(target.scheme, target.port) == _port(base.scheme, base.port)
+            and target.username is None
+            and target.password is None
+        )
+    except ValueError:  # an unparsable port
+        same_origin = False
+    prefix = base.path.rstrip("/")
+    if not same_origin or not target.path.startswith(prefix + "/"):
+        raise ValueError(
+            f"Graph sent a nextLink outside {graph_base} ({target.scheme}://{target.hostname}); "
+            "not followed, so the token is not sent there"
+        )
+    return GraphRequest(
+        "GET", target.path[len(prefix) :] + (f"?{target.query}" if target.query else "")
+    )
+
+
+def _port(scheme: str, port: int | None) -> int | None:
+    if port is not None:
+        return port
+    return {"https": 443, "http": 80}.get(scheme.lower())
+
+
+# --------------------------------------------------------------------------- the work
+
+
+class _TenantFailed(Exception):
+    """Internal: ends one tenant's listing with a ``TenantFailure``."""
+
+    def __init__(self, failure: TenantFailure, *, run_stopping: bool = False) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.run_stopping = run_stopping  # said once on stderr, not once per tenant
+
+
+class _Discoverer:
+    def __init__(
+        self,
+        config: DiscoverConfig,
+        *,
+        tokens: DiscoverTokens,
+        graph: GraphClient,
+        out: ReportWriter,
+        errors: ReportWriter | None,
+        echo: Callable[[str], None],
+        stats: DiscoverStats,
+    ) -> None:
+        self._c = config
+        self._s = config.engine
+        self._tokens = tokens
+        self._graph = graph
+        self._out = out
+        self._errors = errors
+        self._echo = echo
+        self.stats = stats
+        self._slots = asyncio.Semaphore(self._s.concurrency)
+        self._rng = random.Random()
+        self._hint_403 = forbidden_hint(config.auth.resolved_mode())
+        self._graph_base = config.endpoints.graph_base
+        self._stop: RunStoppingAuthError | None = None
+
+    def __repr__(self) -> str:
+        st = self.stats
+        return (
+            f"<Discoverer tenants={st.tenants} listed={st.listed} failed={st.failed} "
+            f"paused={st.paused_tenants} stopped={self._stop is not None}>"
+        )
+
+    # -- outcomes ---------------------------------------------------------------------
+
+    def fail(self, failure: TenantFailure, *, quiet_line: bool = False) -> None:
+        self.stats.note_failure(failure)
+        if self._errors is not None:
+            self._errors.write_bytes(failure.to_json())
+        if not quiet_line:
+            code = f" ({failure.code})" if failure.code else ""
+            message = failure.message.removeprefix(f"tenant '{failure.tenant}': ")
+            self._echo(
+                f"batchsync: tenant {failure.tenant or '?'}: {failure.kind.value}{code}: {message}"
+            )
+
+    def _write_rows(self, tenant: str, connectors: list[dict[str, Any]]) -> None:
+        rows = 0
+        for item in connectors:
+            connector = canonical_connector(str(item.get("id", "")))
+            if connector is None:
+                log.warning("tenant %s: a connector id that is not a GUID, left out", tenant)
+                continue
+            self.stats.connectors += 1
+            rows += 1
+            status = item.get("status")
+            status = status if isinstance(status, str) else None
+            if self._c.connected_only and status != "connected":
+                self.stats.left_out += 1
+                continue
+            last = item.get("lastSyncDateTime")
+            line = {
+                "tenant": tenant,
+                "connector": connector,
+                "syncType": self._c.sync_type.value,
+                "status": status,
+                "lastSyncDateTime": last if isinstance(last, str) else None,
+            }
+            self._out.write_bytes(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+            self.stats.written += 1
+        self.stats.listed += 1
+        if rows == 0:
+            self.stats.empty += 1
+            log.info("tenant %s has no Exchange connector", tenant)
+
+    # -- Graph ------------------------------------------------------------------------
+
+    async def _token(self, tenant: str) -> AccessToken:
+        try:
+            return await self._tokens.get(tenant)
+        except RunStoppingAuthError as exc:
+            if self._stop is None:
+                # Nothing can work until a person acts: say so once, not once per tenant.
+                self._stop = exc
+                self.stats.stop_reason = f"{exc.code or 'auth'}, see the error above"
+                self._echo(
+                    f"batchsync: error: {exc.message}; the tenants not yet listed fail with it"
+                )
+            raise _TenantFailed(
+                TenantFailure(tenant, ErrorKind.AUTH, exc.code, exc.message), run_stopping=True
+            ) from None
+        except AuthError as exc:
+            raise _TenantFailed(
+                TenantFailure(tenant, ErrorKind.AUTH, exc.code, exc.message)
+            ) from None
+
+    async def _get(self, tenant: str, request: GraphRequest, limiter: AsyncLimiter) -> Any:
+        """One page's JSON, after the retries ``decide`` allows; raises ``_TenantFailed``."""
+        failures = throttled = 0
+        refreshed = False
+        while True:
+            token = await self._token(tenant)
+            await limiter.acquire()
+            async with self._slots:
+                answer = await self._graph.send(
+                    request, token=token.value, timeout_s=self._s.timeout_s, read_body=True
+                )
+            self.stats.requests += 1
+            status = answer.status
+            log.debug(
+                "tenant %s: GET %s -> %s (client-request-id %s)",
+                tenant,
+                request.path.split("?", 1)[0],
+                status if status is not None else answer.code,
+                answer.client_request_id,
+            )
+            if status == 401 and not refreshed:
+                refreshed = True  # refused token (revoked, or expired early): refresh once
+                self._tokens.invalidate(token)
+                continue
+            retry_after = parse_retry_after(answer.retry_after, now_epoch=time.time())
+            ok = status == 200
+            if status == 429 or (status in (503, 504) and retry_after is not None):
+                throttled += 1
+                self.stats.throttled_answers += 1
+            elif not ok:
+                failures += 1
+            decision = decide(
+                self._s.retry,
+                status=status,
+                ok=ok,
+                failure=answer.failure,
+                retry_after_s=retry_after,
+                failures=failures,
+                throttled=throttled,
+                draw=self._rng.random(),
+                code=answer.code,
+                message=answer.message,
+            )
+            if isinstance(decision, Success):
+                try:
+                    return orjson.loads(answer.body or b"")
+                except orjson.JSONDecodeError:
+                    raise _TenantFailed(
+                        TenantFailure(
+                            tenant,
+                            ErrorKind.HTTP,
+                            "BadResponse",
+                            "Graph sent a body that is not JSON",
+                        )
+                    ) from None
+            if isinstance(decision, GiveUp):
+                kind, message = decision.kind, decision.message
+                if status == 401:
+                    kind = ErrorKind.AUTH
+                    message = f"Graph refused the token even after a refresh: {answer.message}"
+                elif status == 403:
+                    message = f"{message}; {self._hint_403}"
+                raise _TenantFailed(TenantFailure(tenant, kind, decision.code, message))
+            assert isinstance(decision, Retry)
+            if decision.pause_tenant:
+                log.info(
+                    "tenant %s throttled (HTTP %s): pausing it %.1f s",
+                    tenant,
+                    status,
+                    decision.wait_s,
+                )
+                self.stats.paused_tenants += 1
+                try:
+                    await asyncio.sleep(decision.wait_s)
+                finally:
+                    self.stats.paused_tenants -= 1
+            else:
+                await asyncio.sleep(decision.wait_s)
+
+    async def fetch_all(self, tenant: str, first: GraphRequest) -> list[dict[str, Any]]:
+        """Every item of a paged collection (``value`` + ``@odata.nextLink``)."""
+        rate = self._s.tenant_rate
+        limiter = AsyncLimiter(*rate.limiter_params())
+        items: list[dict[str, Any]] = []
+        request = first
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            page = await self._get(tenant, request, limiter)
+            value = page.get("value") if isinstance(page, dict) else None
+            if not isinstance(value, list):
+                raise _TenantFailed(
+                    TenantFailure(
+                        tenant, ErrorKind.HTTP, "BadResponse", "Graph's answer has no 'value' list"
+                    )
+                )
+            items.extend(v for v in value if isinstance(v, dict))
+            link = page.get("@odata.nextLink")
+            if link is None:
+                return items
+            if not isinstance(link, str) or link in seen:
+                raise _TenantFailed(
+                    TenantFailure(
+                        tenant, ErrorKind.HTTP, "BadNextLink", "Graph's nextLink repeats itself"
+                    )
+                )
+            seen.add(link)
+            try:
+                request = next_page_request(link, self._graph_base)
+            except ValueError as exc:
+                raise _TenantFailed(
+                    TenantFailure(tenant, ErrorKind.HTTP, "ForeignNextLink", str(exc))
+                ) from None
+        raise _TenantFailed(
+            TenantFailure(tenant, ErrorKind.HTTP, "TooManyPages", f"more than {_MAX_PAGES} pages")
+        )
+
+    # -- tenants ----------------------------------------------------------------------
+
+    async def list_tenant(self, tenant: str) -> None:
+        try:
+            if self._stop is not None:
+                raise _TenantFailed(
+                    TenantFailure(tenant, ErrorKind.AUTH, self._stop.code, self._stop.message),
+                    run_stopping=True,
+                )
+            connectors = await self.fetch_all(tenant, list_connectors_request())
+        except _TenantFailed as exc:
+            # A run-stopping auth error had its one stderr line already.
+            self.fail(exc.failure, quiet_line=exc.run_stopping)
+            return
+        finally:
+            self._tokens.forget(tenant)  # memory stays flat on long tenant lists
+        self._write_rows(tenant, connectors)
+
+    async def gdap_customers(self, partner: str) -> list[str] | None:
+        """The partner's GDAP customer tenants, or None after reporting why they cannot be had."""
+        try:
+            customers = await self.fetch_all(partner, gdap_customers_request())
+        except _TenantFailed as exc:
+            failure = exc.failure
+            self.fail(
+                dataclasses.replace(
+                    failure, message=f"cannot list the GDAP customers: {failure.message}"
+                )
+            )
+            return None
+        tenants: dict[str, None] = {}
+        for customer in customers:
+            raw = customer.get("tenantId") or customer.get("id")
+            tenant = canonical_tenant(raw) if isinstance(raw, str) else None
+            if tenant is None:
+                log.warning("a GDAP customer without a usable tenantId, left out")
+                continue
+            tenants.setdefault(tenant)
+        return list(tenants)
+
+    async def list_all(self, tenants: list[str]) -> None:
+        """List every tenant, ``concurrency`` Graph requests at most.
+
+        More tenant tasks than Graph slots run at once (``concurrency + 2 * token
+        concurrency``), so tokens of the next tenants are being acquired while the slots
+        are busy, under the token provider's own bound.
+        """
+        in_progress = asyncio.Semaphore(self._s.concurrency + 2 * self._c.token_concurrency)
+
+        async def one(tenant: str) -> None:
+            try:
+                await self.list_tenant(tenant)
+            finally:
+                in_progress.release()
+
+        async with asyncio.TaskGroup() as tg:
+            for tenant in tenants:
+                await in_progress.acquire()
+                tg.create_task(one(tenant), name=f"discover:{tenant}")
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def _partner_tenant(config: DiscoverConfig) -> str:
+    mode = config.auth.resolved_mode()
+    partner = config.partner_tenant
+    if partner is None:
+        if mode is AuthMode.APP:
+            raise ConfigError(
+                "--gdap with app-only auth needs --partner-tenant (the partner's own tenant "
+                "ID or domain): client credentials cannot use 'organizations'"
+            )
+        return "organizations"
+    lowered = partner.strip().lower()
+    if lowered in _MULTI_TENANT_AUTHORITIES and mode is not AuthMode.APP:
+        return lowered
+    tenant = canonical_tenant(partner.strip())
+    if tenant is None:
+        raise ConfigError(
+            f"--partner-tenant {partner[:80]!r} is not a tenant ID (GUID) or domain name"
+            + ("" if mode is AuthMode.APP else " (or 'organizations')")
+        )
+    return tenant
+
+
+def _open_output(path: str, stdout: IO[bytes], *, overwrite: bool, what: str) -> ReportWriter:
+    if path == "-":
+        return ReportWriter.to_stream(stdout)
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    if size and not overwrite:
+        raise ConfigError(
+            f"{what} {path!r} already exists and is not empty; pass --overwrite to replace it"
+        )
+    return ReportWriter.open_path(path, resume=False, overwrite=True)
+
+
+def _read_input(path: str, stdin: IO[bytes]) -> bytes:
+    if path == "-":
+        return stdin.read()
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read tenants {path!r}: {exc.strerror}") from None
+
+
+async def discover(
+    config: DiscoverConfig,
+    *,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[bytes] | None = None,
+    echo: Callable[[str], None] = lambda _: None,
+    stats: DiscoverStats | None = None,
+    tokens: DiscoverTokens | None = None,
+) -> DiscoverStats:
+    """List the connectors of every tenant; ``ConfigError`` (exit 2) before any request.
+
+    ``echo`` receives one line per tenant that failed (for stderr). Nothing but connector
+    rows goes to ``stdout`` (or ``config.output_path``). ``tokens`` replaces the MSAL token
+    provider built from ``config.auth`` (tests, or an application with its own tokens).
+    """
+    stats = stats or DiscoverStats()
+    stdin = stdin if stdin is not None else sys.stdin.buffer
+    stdout = stdout if stdout is not None else sys.stdout.buffer
+    if config.gdap == (config.tenants_path is not None):
+        raise ConfigError("give either TENANTS (a file, or - for stdin) or --gdap, not both")
+    if config.errors_path is not None and config.errors_path == config.output_path != "-":
+        raise ConfigError("--errors and -o must be different files")
+    partner = _partner_tenant(config) if config.gdap else None
+    loop = asyncio.get_running_loop()
+    tenants: list[str] = []
+    rejected: list[TenantFailure] = []
+    if config.tenants_path is not None:
+        data = await loop.run_in_executor(None, _read_input, config.tenants_path, stdin)
+        tenants, rejected = await loop.run_in_executor(None, read_tenants, data)
+
+    with contextlib.ExitStack() as stack:
+        out = _open_output(config.output_path, stdout, overwrite=config.overwrite, what="output")
+        stack.callback(out.close)
+        errors = None
+        if config.errors_path is not None:
+            errors = _open_output(
+                config.errors_path, stdout, overwrite=config.overwrite, what="--errors file"
+            )
+            stack.callback(errors.close)
+
+        provider: TokenProvider | None = None
+        if tokens is None:
+            provider = TokenProvider(
+                config.auth,
+                config.endpoints,
+                ca_bundle=config.ca_bundle,
+                token_concurrency=config.token_concurrency,
+                timeout_s=config.engine.timeout_s,
+            )
+            await provider.open()
+            tokens = provider
+        try:
+            async with open_session(
+                ca_bundle=config.ca_bundle,
+                limit=config.engine.concurrency + 4,
+                user_agent=user_agent(),
+                ssl_context=make_ssl_context(config.ca_bundle),
+            ) as session:
+                if config.preflight:
+                    await preflight(
+                        session,
+                        [config.endpoints.graph_url + "/", config.endpoints.authority_host + "/"],
+                        min(config.engine.timeout_s, 15.0),
+                    )
+                worker = _Discoverer(
+                    config,
+                    tokens=tokens,
+                    graph=GraphClient(session, config.endpoints.graph_base),
+                    out=out,
+                    errors=errors,
+                    echo=echo,
+                    stats=stats,
+                )
+                for failure in rejected:
+                    worker.fail(failure)
+                if partner is not None:
+                    found = await worker.gdap_customers(partner)
+                    tenants = found or []
+                    if found is not None:
+                        log.info("%d GDAP customers of %s", len(found), partner)
+                stats.tenants = len(tenants)
+                await worker.list_all(tenants)
+        finally:
+            stats.finished = time.monotonic()
+            if provider is not None:
+                await provider.aclose()
+    return stats
