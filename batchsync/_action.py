@@ -46,6 +46,9 @@ class GraphRequest:
 class Action(Protocol):
     """What the engine needs to know about an action."""
 
+    # Put before a 404's message: what "not found" means for this action.
+    not_found_hint: str
+
     def request(self, row: Row) -> GraphRequest: ...
 
     def succeeded(self, status: int) -> bool: ...
@@ -59,6 +62,8 @@ class ExchangeConnectorSync:
     Graph answers 204 No Content when it accepted the sync; the on-premises connector
     does the work later, so 204 (or any 2xx) is success and nothing more can be known.
     """
+
+    not_found_hint = NOT_FOUND_HINT
 
     def request(self, row: Row) -> GraphRequest:
         # row.connector is a validated canonical GUID (see _input), safe in a path.
@@ -82,6 +87,8 @@ class ExchangeConnectorCheck:
     reaches Intune (no 403), and the connector exists in that tenant (no 404). Graph answers
     200 with the connector; anything else is a failure the report explains.
     """
+
+    not_found_hint = NOT_FOUND_HINT
 
     def request(self, row: Row) -> GraphRequest:
         return get_connector_request(row)

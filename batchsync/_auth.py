@@ -19,14 +19,14 @@ answer our retries from memory, and this module owns retries and error memory.
 
 Modes (``AuthMode``): ``app`` (client credentials, secret or certificate),
 ``refresh-token`` (one refresh token redeemed per tenant, rotated as Entra answers) and
-``delegated`` (the account ``batchsync login`` put in a persistent token cache).
+``delegated`` (the account ``batchsync login`` put in the persistent token cache of
+``_token_cache``, written back once when the provider closes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import enum
 import json
@@ -34,11 +34,10 @@ import logging
 import os
 import random
 import re
-import secrets as _secrets
 import threading
 import time
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
@@ -61,16 +60,19 @@ from batchsync._entra_errors import (
 )
 from batchsync._errors import AuthError, ConfigError, RunStoppingAuthError
 from batchsync._msal_http import ResponseInfo, TrustedSession
+from batchsync._token_cache import TokenCacheStore, open_token_cache
 
 __all__ = [
     "AccessToken",
     "AuthMode",
     "AuthSettings",
+    "TokenCacheStatus",
     "TokenProvider",
     "default_token_cache_path",
     "login_device_code",
     "logout",
     "signed_in_accounts",
+    "token_cache_status",
 ]
 
 _log = logging.getLogger(__name__)
@@ -233,44 +235,6 @@ class _DiscoveryCache(dict[str, Any]):
         super().__setitem__(key, value)
 
 
-def _read_cache(path: str) -> msal.SerializableTokenCache:
-    cache = msal.SerializableTokenCache()
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return cache
-    except OSError as exc:
-        raise ConfigError(f"cannot read the token cache {path!r}: {exc.strerror or exc}") from None
-    if text.strip():
-        try:
-            cache.deserialize(text)
-        except ValueError:
-            raise ConfigError(
-                f"the token cache {path!r} is damaged: run `batchsync logout`, then "
-                "`batchsync login`"
-            ) from None
-    return cache
-
-
-def _write_cache(cache: msal.SerializableTokenCache, path: str) -> None:
-    """Replace ``path`` atomically with a file only its owner can read (mode 0600)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{_secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(cache.serialize())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _usernames(cache: msal.SerializableTokenCache, environment: str | None = None) -> list[str]:
     """Usernames of the accounts in a token cache (no network), in cache order."""
     query = {"environment": environment} if environment else None
@@ -421,6 +385,7 @@ class _Attempt:
     result: dict[str, Any] | None = None
     exc: BaseException | None = None
     info: ResponseInfo = dataclasses.field(default_factory=ResponseInfo)
+    skipped: bool = False  # not attempted: the run was already stopped
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -614,7 +579,8 @@ class TokenProvider:
         self._session: TrustedSession | None = None
         self._msal: _Msal | None = None
         self._cache: msal.SerializableTokenCache | None = None
-        self._cache_path: str | None = None
+        self._cache_store: TokenCacheStore | None = None
+        self._stopped = threading.Event()  # a run-stopping failure: pool threads skip MSAL
         self._opened = False
         self._closed = False
         self._open_lock = asyncio.Lock()
@@ -671,8 +637,8 @@ class TokenProvider:
         username: str | None = None
         if self._mode is AuthMode.DELEGATED:
             credential = None  # delegated tokens come from the cached sign-in (public client)
-            self._cache_path = s.token_cache_path or default_token_cache_path()
-            self._cache = _read_cache(self._cache_path)
+            self._cache_store = open_token_cache(s.token_cache_path or default_token_cache_path())
+            self._cache = self._cache_store.load()
             wanted = s.account or os.environ.get("BATCHSYNC_ACCOUNT") or None
             names = _usernames(self._cache, _authority_hostname(self._endpoints))
             if wanted:
@@ -680,7 +646,7 @@ class TokenProvider:
             if not names:
                 who = f"for {wanted!r} " if wanted else ""
                 raise ConfigError(
-                    f"no signed-in account {who}in the token cache {self._cache_path!r} for "
+                    f"no signed-in account {who}in the token cache {self._cache_store.path!r} for "
                     f"{self._endpoints.authority_host}: {_LOGIN_HINT} (or use --auth app)"
                 )
             if len(names) > 1:
@@ -724,13 +690,18 @@ class TokenProvider:
             self._session.close()
 
     def save_token_cache(self) -> None:
-        """Write the delegated token cache back if it changed (also safe on interruption)."""
-        cache, path = self._cache, self._cache_path
-        if cache is not None and path is not None and cache.has_state_changed:
-            try:
-                _write_cache(cache, path)
-            except OSError as exc:
-                _log.warning("could not save the token cache %s: %s", path, exc.strerror or exc)
+        """Write the delegated token cache back if it changed, merged with what other
+        processes stored meanwhile. ``aclose`` calls it once, at the end of the run or on
+        interruption; never once per tenant."""
+        cache, store = self._cache, self._cache_store
+        if cache is None or store is None:
+            return
+        try:
+            store.save(cache)
+        except ConfigError as exc:
+            _log.warning("%s; the next run signs in from the older cache", exc.message)
+        except OSError as exc:  # the lock file vanished under us, a full disk, ...
+            _log.warning("could not save the token cache %s (%s)", store.path, exc.strerror or exc)
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -808,6 +779,8 @@ class TokenProvider:
         attempt_no = 0
         while True:
             attempt_no += 1
+            if self._run_error is not None:
+                raise self._run_error
             # Replacing a token we held (refused by Graph, or due on our clock): ask for a
             # new one, not MSAL's cached copy. A first acquisition may use MSAL's cache.
             force = st.force_fresh or st.token is not None
@@ -821,6 +794,8 @@ class TokenProvider:
                     text=f"no answer from MSAL within {self._timeout_s:g} s; try again later",
                 )
             else:
+                if attempt.skipped and self._run_error is not None:
+                    raise self._run_error
                 result = attempt.result
                 if attempt.exc is None and result is not None and "access_token" in result:
                     return self._store(tenant, st, result, started)
@@ -839,9 +814,15 @@ class TokenProvider:
             await asyncio.sleep(wait)
 
     def _call_msal(self, tenant: str, force: bool) -> _Attempt:
-        """Runs on a pool thread: one MSAL operation, its outcome carried back as a value."""
+        """Runs on a pool thread: one MSAL operation, its outcome carried back as a value.
+
+        After a run-stopping failure, calls still queued on the pool skip MSAL: a revoked
+        sign-in would otherwise be sent to Entra once per tenant for nothing.
+        """
         assert self._msal is not None
         assert self._session is not None
+        if self._stopped.is_set():
+            return _Attempt(skipped=True)
         self._session.reset_last_response()
         try:
             result = self._msal.acquire(tenant, force=force, min_lifetime_s=self._margin_s)
@@ -891,6 +872,7 @@ class TokenProvider:
             stop = RunStoppingAuthError(message, code=failure.code, tenant=tenant)
             if self._run_error is None:
                 self._run_error = stop  # every later get(), for any tenant, raises it
+                self._stopped.set()
             return stop
         err = AuthError(message, code=failure.code, tenant=tenant)
         if failure.action is Action.TENANT:
@@ -939,6 +921,21 @@ def _cache_path(settings: AuthSettings) -> str:
     return settings.token_cache_path or default_token_cache_path()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenCacheStatus:
+    """Who is signed in, and how the token cache is kept (``batchsync login --status``)."""
+
+    path: str
+    encrypted: bool
+    accounts: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line per account, then where the cache is; never a token."""
+        kept = "encrypted" if self.encrypted else "plain file, mode 0600"
+        lines = [f"signed in as {name}" for name in self.accounts] or ["not signed in"]
+        return "\n".join([*lines, f"token cache: {self.path} ({kept})"])
+
+
 def login_device_code(
     settings: AuthSettings,
     endpoints: Endpoints,
@@ -949,14 +946,15 @@ def login_device_code(
     timeout_s: float = 900,
 ) -> str:
     """Device-code sign-in (``batchsync login``): shows the URL and code via ``echo``
-    (stderr), waits for the sign-in, stores it in the token cache (mode 0600) and returns
-    the username. Blocking. Raises ConfigError (no client id) or AuthError."""
+    (stderr), waits at most ``timeout_s`` (and never past the code's own expiry) for the
+    sign-in, stores it in the token cache and returns the username. Blocking. Raises
+    ConfigError (no client id, cache not writable) or AuthError (refused, timed out)."""
     if not settings.client_id:
         raise ConfigError(
             "no client id: pass --client-id or set BATCHSYNC_CLIENT_ID (or AZURE_CLIENT_ID)"
         )
-    path = _cache_path(settings)
-    cache = _read_cache(path)
+    store = open_token_cache(_cache_path(settings))
+    cache = store.load()
     session = TrustedSession(ca_bundle=ca_bundle, pool_maxsize=2, timeout_s=30.0)
 
     def sign_in_error(failure: _Failure) -> AuthError:
@@ -996,12 +994,16 @@ def login_device_code(
             entra = entra_error_from_response(result)
             if entra.error in ("authorization_pending", "expired_token", "slow_down"):
                 raise AuthError(
-                    f"sign-in was not completed in time; {_LOGIN_HINT} again",
+                    f"sign-in was not completed in time (the code was not used within "
+                    f"{timeout_s:g} s, or it expired); {_LOGIN_HINT} again",
                     code=entra.code,
                     tenant=tenant,
                 )
             raise sign_in_error(_Failure(classify(entra), entra=entra))
-        _write_cache(cache, path)
+        try:
+            store.save(cache)
+        except ConfigError as exc:
+            raise ConfigError(f"signed in, but {exc.message}") from None
         claims = result.get("id_token_claims") or {}
         username = claims.get("preferred_username") if isinstance(claims, dict) else None
         if not isinstance(username, str) or not username:
@@ -1012,18 +1014,20 @@ def login_device_code(
         session.close()
 
 
+def token_cache_status(settings: AuthSettings) -> TokenCacheStatus:
+    """Who is signed in and how the cache is kept (no network)."""
+    store = open_token_cache(_cache_path(settings), warn=False)  # describe() tells
+    return TokenCacheStatus(
+        path=store.path, encrypted=store.encrypted, accounts=tuple(_usernames(store.load()))
+    )
+
+
 def signed_in_accounts(settings: AuthSettings) -> list[str]:
     """Usernames in the token cache (no network)."""
-    return _usernames(_read_cache(_cache_path(settings)))
+    return list(token_cache_status(settings).accounts)
 
 
-def logout(settings: AuthSettings) -> list[str]:
-    """Forget every sign-in: delete the token cache file; return the usernames it held."""
-    path = _cache_path(settings)
-    try:
-        names = signed_in_accounts(settings)
-    except ConfigError:
-        names = []  # a damaged cache is deleted all the same
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
-    return names
+def logout(settings: AuthSettings, *, usernames: Collection[str] | None = None) -> list[str]:
+    """Forget the accounts named (all when None) with every token of theirs; return the
+    usernames removed. With no account left, the cache file is deleted."""
+    return open_token_cache(_cache_path(settings), warn=False).remove_accounts(usernames)

@@ -78,7 +78,6 @@ class EngineSettings:
     dry_run: bool = False
     lookahead: int = 50_000  # rows held in memory at once (bounds memory; sets fairness reach)
     forbidden_hint: str = ""  # appended to 403 messages (depends on the auth mode)
-    not_found_hint: str = ""  # appended to 404 messages (what a 404 means for the action)
     # The status of a row whose request succeeded: ``ok`` for a sync, ``planned`` for the
     # read-only ``run --dry-run --check`` (requests are sent, so ``dry_run`` stays False).
     ok_status: Status = Status.OK
@@ -534,8 +533,8 @@ class _Engine:
                 message = f"{message}; {self._s.forbidden_hint}"
             elif kind is ErrorKind.THROTTLED:
                 message = f"{message}; {_throttle_scope(lane, job)}"
-            elif status == 404 and self._s.not_found_hint:
-                message = f"{self._s.not_found_hint}: {message}"
+            elif status == 404 and self._action.not_found_hint:
+                message = f"{self._action.not_found_hint}: {message}"
             self._finish(lane, job, Status.FAILED, ReportError(kind, decision.code, message))
         elif isinstance(decision, Retry):
             if decision.pause_tenant:

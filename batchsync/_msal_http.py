@@ -3,8 +3,9 @@
 ``requests`` lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` replace the ``verify=`` a
 caller gave (psf/requests#3829), so MSAL's own ``verify=`` cannot carry ``--ca-bundle``.
 This session pins trust to one ``SSLContext`` (system store + ``--ca-bundle``, from
-``_tls.make_ssl_context``) on every pool, including proxy pools, and keeps ``trust_env``
-for ``HTTPS_PROXY`` / ``NO_PROXY``. Verification is never turned off.
+``_tls.make_ssl_context``) on every pool, including the TLS tunnelled through a proxy and
+the TLS to an ``https://`` proxy itself, and keeps ``trust_env`` for ``HTTPS_PROXY`` /
+``HTTP_PROXY`` / ``NO_PROXY``. Verification is never turned off.
 
 It also remembers, per thread, the status and ``Retry-After`` of the last response: MSAL
 hides the status of error answers (and raises a bare ``MsalServiceError`` on 5xx), and the
@@ -75,6 +76,8 @@ class _TrustAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         proxy_kwargs["ssl_context"] = self._ssl_context  # the tunnelled TLS to Entra
+        if proxy.lower().startswith("https:"):  # TLS to the proxy itself: same trust
+            proxy_kwargs["proxy_ssl_context"] = self._ssl_context
         return super().proxy_manager_for(proxy, **proxy_kwargs)
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:

@@ -18,7 +18,7 @@ from typing import IO, BinaryIO, cast
 
 import aiohttp
 
-from ._action import NOT_FOUND_HINT, Action, ExchangeConnectorCheck, ExchangeConnectorSync
+from ._action import Action, ExchangeConnectorCheck, ExchangeConnectorSync
 from ._auth import AuthMode, AuthSettings, TokenProvider
 from ._clouds import Endpoints
 from ._engine import EngineSettings, RunStats, run_engine
@@ -212,7 +212,6 @@ async def run_batch(
         engine_settings = dataclasses.replace(
             config.engine,
             forbidden_hint=forbidden_hint(config.auth.resolved_mode()),
-            not_found_hint=NOT_FOUND_HINT,
         )
         if config.check:
             # The check sends its GETs, so the engine must not run dry; it syncs nothing,

@@ -54,8 +54,11 @@ class FaultConfig:
     """Transient faults, drawn once per sync request that passed throttling.
 
     One ``random.Random(seed)`` draw picks at most one fault (the probabilities are stacked
-    in field order and must sum to at most 1), so the same seed and the same request order
-    give the same faults.
+    in ``probabilities()`` order and must sum to at most 1), so the same seed and the same
+    request order give the same faults. ``http_429`` is a 429 storm independent of the write
+    window (Retry-After ``retry_after_s`` in the throttle's form); ``retry_after_on_5xx`` adds
+    Retry-After (``retry_after_s``, the throttle's form, "none" read as "seconds") to every
+    5xx fault, not only ``http_503_retry_after``.
     """
 
     seed: int = 0
@@ -70,6 +73,8 @@ class FaultConfig:
     malformed: float = 0.0
     retry_after_s: float = 1.0
     token_unavailable_first: int = 0
+    http_429: float = 0.0
+    retry_after_on_5xx: bool = False
 
     def __post_init__(self) -> None:
         probabilities = self.probabilities()
@@ -91,6 +96,7 @@ class FaultConfig:
             ("drop", self.drop),
             ("slow", self.slow),
             ("malformed", self.malformed),
+            ("http_429", self.http_429),
         )
 
 

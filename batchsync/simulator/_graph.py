@@ -261,6 +261,8 @@ class Graph:
             if fault == "slow":
                 await asyncio.sleep(config.faults.slow_s)
                 now = loop.time()
+            elif fault == "http_429":
+                return self._throttled(call, tenant, config.faults.retry_after_s, enforce=False)
             elif fault == "malformed":
                 return web.Response(
                     status=500,
@@ -295,7 +297,7 @@ class Graph:
     def _fault(self, call: _Call, tenant: str, fault: str) -> web.Response:
         status, code, message = _FAULT_ANSWERS[fault]
         headers = None
-        if fault == "http_503_retry_after":
+        if fault == "http_503_retry_after" or self._core.config.faults.retry_after_on_5xx:
             form = self._core.config.throttle.retry_after
             headers = self._announce(
                 tenant,
