@@ -18,6 +18,7 @@ from ._errors import (
     ErrorKind,
     GraphError,
     InputError,
+    ReportWriteError,
     RunStoppingAuthError,
     ThrottledError,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Outcome",
     "Rejected",
     "ReportError",
+    "ReportWriteError",
     "RetryPolicy",
     "Row",
     "RunConfig",

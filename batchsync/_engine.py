@@ -35,7 +35,7 @@ from aiolimiter import AsyncLimiter
 
 from ._action import Action
 from ._auth import AccessToken
-from ._errors import AuthError, ErrorKind, RunStoppingAuthError
+from ._errors import AuthError, BatchsyncError, ErrorKind, RunStoppingAuthError
 from ._graph import GraphAnswer, GraphClient
 from ._input import Item, Rejected, Row
 from ._pacing import (
@@ -239,6 +239,7 @@ class _Engine:
         self._reader: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._grace_task: asyncio.Task[None] | None = None
+        self._sink_error: BatchsyncError | None = None
 
     def __repr__(self) -> str:
         return (
@@ -258,7 +259,15 @@ class _Engine:
                 self.stats.note_failed_tenant(
                     outcome.tenant, f"{outcome.error.kind.value}: {outcome.error.message}"
                 )
-        self._emit_sink(outcome)
+        if self._sink_error is not None:
+            return  # the report is gone; run() raises its error once everything has stopped
+        try:
+            self._emit_sink(outcome)
+        except BatchsyncError as exc:
+            # Nothing more can be reported: stop taking rows in and cancel what is in flight.
+            self._sink_error = exc
+            self._halt()
+            self._cancel_sending()
 
     def _emit_rejected(self, item: Rejected) -> None:
         now = time.time()
@@ -568,8 +577,12 @@ class _Engine:
         if self._interrupted:
             self._cancel_sending()
             return
-        self._interrupted = True
         self.stats.interrupted = True
+        self._halt()
+
+    def _halt(self) -> None:
+        """Stop reading and starting requests; in-flight ones get the grace."""
+        self._interrupted = True
         if self._reader is not None:
             self._reader.cancel()
         for lane in list(self._lanes.values()):
@@ -616,6 +629,8 @@ class _Engine:
             if self._interrupted
             else "the run ended before this row finished"
         )
+        if self._sink_error is not None:
+            raise self._sink_error
         return self.stats
 
 

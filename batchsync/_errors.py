@@ -5,6 +5,7 @@
     BatchsyncError                 exit_code 1
     ├── ConfigError                exit_code 2  bad option, missing account, untrusted endpoint
     ├── InputError                 exit_code 2  the input as a whole cannot be read (missing column)
+    ├── ReportWriteError           exit_code 1  the report cannot be written (disk full, pipe)
     ├── AuthError                  kind auth    a token could not be had
     │   └── RunStoppingAuthError   exit_code 1  nothing can work until a person acts
     └── GraphError                 kind http    Graph answered with an error
@@ -27,6 +28,7 @@ __all__ = [
     "ErrorKind",
     "GraphError",
     "InputError",
+    "ReportWriteError",
     "RunStoppingAuthError",
     "ThrottledError",
 ]
@@ -69,6 +71,10 @@ class InputError(BatchsyncError):
 
     exit_code = 2
     kind = ErrorKind.INPUT
+
+
+class ReportWriteError(BatchsyncError):
+    """The report cannot be written any more; the run stops (rows not reported can resume)."""
 
 
 class AuthError(BatchsyncError):

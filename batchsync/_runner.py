@@ -22,7 +22,7 @@ from ._action import Action, ExchangeConnectorCheck, ExchangeConnectorSync
 from ._auth import AuthMode, AuthSettings, TokenProvider
 from ._clouds import Endpoints
 from ._engine import EngineSettings, RunStats, run_engine
-from ._errors import ConfigError
+from ._errors import ConfigError, ReportWriteError
 from ._graph import GraphClient, open_session
 from ._input import (
     InputFormat,
@@ -205,7 +205,18 @@ async def run_batch(
         stack.callback(writer.close)
 
         def emit(outcome: Outcome) -> None:
-            writer.write(outcome)
+            try:
+                writer.write(outcome)
+            except BrokenPipeError:
+                raise ReportWriteError(
+                    "the report's reader closed the pipe; stopped (write the report to a file "
+                    "with -o to keep every line, and finish with --resume)"
+                ) from None
+            except OSError as exc:
+                raise ReportWriteError(
+                    f"cannot write the report ({exc.strerror}); stopped. Free the space or fix "
+                    "the path, then run the same command with --resume"
+                ) from None
             if on_outcome is not None:
                 on_outcome(outcome)
 

@@ -54,6 +54,13 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (nested) exception groups from task groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` with the contract's exit statuses for errors and Ctrl-C."""
     try:
@@ -61,6 +68,12 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
             return runner.run(coro)
     except BatchsyncError as exc:
         _fail(exc.message, exc.exit_code)
+    except Exception as exc:  # a bug: one line for people, the traceback with -v
+        leaf = _first_leaf(exc)
+        if isinstance(leaf, BatchsyncError):
+            _fail(leaf.message, leaf.exit_code)
+        log.debug("internal error", exc_info=exc)
+        _fail(f"internal error: {type(leaf).__name__}: {leaf} (-v shows the traceback)", 1)
     except KeyboardInterrupt:
         click.echo("batchsync: interrupted", err=True)
         sys.exit(130)
@@ -81,6 +94,14 @@ def _rate(_: click.Context, __: click.Parameter, value: str) -> TenantRate:
         return TenantRate.parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _sync_type(_: click.Context, __: click.Parameter, value: str) -> SyncType:
+    """fullSync or deltaSync, any case (the help shows the canonical names)."""
+    try:
+        return SyncType.parse(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not fullSync or deltaSync") from None
 
 
 def _shard(_: click.Context, __: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -262,7 +283,8 @@ def main() -> None:
 )
 @click.option(
     "--sync-type",
-    type=click.Choice([s.value for s in SyncType], case_sensitive=False),
+    callback=_sync_type,
+    metavar="[fullSync|deltaSync]",
     default=SyncType.DELTA.value,
     show_default=True,
     help="syncType for rows that leave it empty.",
@@ -316,7 +338,7 @@ def main() -> None:
 def run(
     input_path: str,
     input_format: str | None,
-    sync_type: str,
+    sync_type: SyncType,
     keep_extra: bool,
     report_path: str,
     resume: bool,
@@ -365,7 +387,7 @@ def run(
     config = RunConfig(
         input_path=input_path,
         input_format=InputFormat(input_format) if input_format else None,
-        default_sync_type=SyncType.parse(sync_type),
+        default_sync_type=sync_type,
         keep_extra=keep_extra,
         report_path=report_path,
         resume=resume,
@@ -453,7 +475,8 @@ def _finish(stats: RunStats, *, quiet: bool, summary_json: str | None) -> NoRetu
 )
 @click.option(
     "--sync-type",
-    type=click.Choice([s.value for s in SyncType], case_sensitive=False),
+    callback=_sync_type,
+    metavar="[fullSync|deltaSync]",
     default=SyncType.DELTA.value,
     show_default=True,
     help="syncType written on every row.",
@@ -484,7 +507,7 @@ def discover(
     tenants_path: str | None,
     gdap: bool,
     partner_tenant: str | None,
-    sync_type: str,
+    sync_type: SyncType,
     connected_only: bool,
     output_path: str,
     errors_path: str | None,
@@ -551,7 +574,7 @@ def discover(
         tenants_path=tenants_path,
         gdap=gdap,
         partner_tenant=partner_tenant,
-        sync_type=SyncType.parse(sync_type),
+        sync_type=sync_type,
         connected_only=connected_only,
         output_path=output_path,
         errors_path=errors_path,

@@ -206,9 +206,7 @@ def test_untrusted_tls_exit_2(tmp_path: Path, sim: Simulator) -> None:
 def test_stdin_jsonl(sim: Simulator) -> None:
     """`run -` reads JSONL from stdin with --format."""
     rows = make_rows(2, 2)
-    text = "\n".join(
-        orjson.dumps({"tenantId": t, "connectorId": c}).decode() for t, c, _ in rows
-    )
+    text = "\n".join(orjson.dumps({"tenantId": t, "connectorId": c}).decode() for t, c, _ in rows)
     result = _runner().invoke(
         main, ["run", "-", "--format", "jsonl", *FAST], input=text, env=sim.env()
     )
@@ -241,15 +239,13 @@ def test_version() -> None:
 
 @pytest.mark.usefixtures("clean_env")
 def test_no_secret_in_any_output(sim: Simulator, tmp_path: Path) -> None:
-    """No secret, refresh token or access token from the setup appears in stdout, stderr or report."""
+    """No secret, refresh or access token of the setup appears in stdout, stderr or report."""
     rows = make_rows(4, 2)
     inp = write_csv(tmp_path / "in.csv", rows)
     report = tmp_path / "r.jsonl"
     secrets = [sim.refresh_token, sim.config.client_secret]
     env = dict(sim.env(), BATCHSYNC_CLIENT_SECRET=sim.config.client_secret)
-    result = _runner().invoke(
-        main, ["run", str(inp), "-o", str(report), "-vv", *FAST], env=env
-    )
+    result = _runner().invoke(main, ["run", str(inp), "-o", str(report), "-vv", *FAST], env=env)
     assert result.exit_code == 0, result.stderr
     proc = subprocess.run(
         [sys.executable, "-m", "batchsync", "run", str(inp), "-v", *FAST],
@@ -259,9 +255,33 @@ def test_no_secret_in_any_output(sim: Simulator, tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    texts = [result.stdout, result.stderr, report.read_text(), proc.stdout.decode(), proc.stderr.decode()]
+    texts = [
+        result.stdout,
+        result.stderr,
+        report.read_text(),
+        proc.stdout.decode(),
+        proc.stderr.decode(),
+    ]
     for text in texts:
         for secret in secrets:
             assert secret not in text
         assert "sim." not in text  # the simulator's access tokens start with "sim."
         assert "Bearer" not in text
+
+
+def test_closed_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """When the report's reader goes away (a closed pipe), batchsync stops with one clear line."""
+    inp = write_csv(tmp_path / "in.csv", make_rows(50, 40))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchsync", "run", str(inp), "--dry-run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "closed the pipe" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -21,6 +21,7 @@ EXPECTED = [
     "Outcome",
     "Rejected",
     "ReportError",
+    "ReportWriteError",
     "RetryPolicy",
     "Row",
     "RunConfig",
