@@ -69,7 +69,7 @@ async def run_demo(*, stats: RunStats, echo: Callable[[str], None]) -> RunStats:
         )
         result = await run_batch(config, stats=stats, handle_signals=True)
         echo(
-            f"demo: the simulator saw {sum(sim.stats.throttled.values())} throttled answers sent, "
-            f"{sim.stats.requests_during_pause} requests inside an announced pause"
+            f"demo: the simulator sent {sum(sim.stats.throttled.values())} throttling 429s, and "
+            f"saw {sim.stats.requests_during_pause} requests inside a pause it had announced"
         )
         return result

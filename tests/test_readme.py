@@ -1,16 +1,46 @@
-"""The README's two commands stay true: CI runs exactly its test command."""
+"""The README stays true: its commands, options, outputs and jq recipes are what the program does."""
 
 from __future__ import annotations
 
+import re
+import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import orjson
+import pytest
+from _support import make_rows, sim_config, tenant_id, write_csv
+from click.testing import CliRunner
+
+from batchsync._runner import run_batch
+from batchsync.cli import main
+from batchsync.simulator import SimulatorConfig, ThrottleConfig, run_simulator
+
 ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _blocks(lang: str) -> list[str]:
+    """The README's fenced code blocks of one language ("" for a bare fence), in order."""
+    blocks, current, fence_lang = [], None, ""
+    for line in README.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            if current is None:
+                current, fence_lang = [], stripped[3:]
+            else:
+                if fence_lang == lang:
+                    blocks.append("\n".join(current) + "\n")
+                current = None
+        elif current is not None:
+            current.append(line.strip() if lang == "sh" else line)
+    return blocks
 
 
 def _readme_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
-    return [line for line in block.splitlines() if line.strip()]
+    return [line for line in _blocks("sh")[0].splitlines() if line.strip()]
 
 
 def test_readme_opens_with_two_commands() -> None:
@@ -26,3 +56,91 @@ def test_ci_runs_the_readme_test_command() -> None:
     _, tests = _readme_commands()
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert tests in ci
+
+
+def _as_pattern(line: str) -> re.Pattern[str]:
+    """A README output line with its numbers (and the port) left free."""
+    parts = re.split(r"\d+(?:\.\d+)?", line)
+    return re.compile(r"[\d.]+".join(re.escape(p) for p in parts) + r"$")
+
+
+def test_demo_prints_what_the_readme_shows() -> None:
+    """`batchsync demo` prints the README's stderr lines (numbers aside) and contract lines."""
+    shown = _blocks("")[0].strip().splitlines()
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 0, result.stderr
+    printed = result.stderr.strip().splitlines()
+    assert len(printed) == len(shown), printed
+    for want, got in zip(shown, printed, strict=True):
+        assert _as_pattern(want).match(got), (want, got)
+    sample = orjson.loads(_blocks("json")[0])
+    for line in result.stdout.splitlines():
+        doc = orjson.loads(line)
+        assert list(doc) == list(sample)
+        assert doc["status"] == "ok"
+
+
+def _batchsync_lines() -> list[list[str]]:
+    """Every `batchsync ...` command in the README's shell blocks, as words (pipes split)."""
+    out = []
+    for block in _blocks("sh"):
+        for line in block.splitlines():
+            lex = shlex.shlex(line, posix=True, punctuation_chars=True)
+            lex.whitespace_split = True
+            words = list(lex)
+            command: list[str] = []
+            for word in [*words, "|"]:
+                if word in ("|", "&&", ";", ">", "<"):
+                    if command[:1] == ["batchsync"] and len(command) > 1:
+                        out.append(command[1:])
+                    command = []
+                else:
+                    command.append(word)
+    return out
+
+
+def test_every_readme_option_exists() -> None:
+    """Each `batchsync CMD --option` the README shows is an option of that command."""
+    commands = _batchsync_lines()
+    assert len(commands) >= 5
+    for words in commands:
+        command = words[0]
+        help_text = CliRunner().invoke(main, [command, "--help"]).output
+        for word in words[1:]:
+            if word.startswith("-") and word != "-":
+                assert word in help_text, f"`batchsync {' '.join(words)}`: {word} unknown"
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+async def test_jq_recipes_run_on_a_real_report(tmp_path: Path) -> None:
+    """Every jq recipe of the README runs on a real report; failed rows become a valid input."""
+    rows = make_rows(4, 3)
+    bad = tenant_id(1)
+    cfg = SimulatorConfig(throttle=ThrottleConfig(write_limit=0), tenant_errors={bad: 65001})
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "report.jsonl"
+        await run_batch(sim_config(sim, write_csv(tmp_path / "in.csv", rows), report))
+    recipes = [
+        line
+        for line in _blocks("sh")
+        if "jq " in line and "report.jsonl" in line
+        for line in line.splitlines()
+        if line.startswith("jq ")
+    ]
+    assert len(recipes) >= 5
+    for recipe in recipes:
+        proc = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", recipe], cwd=tmp_path, capture_output=True, timeout=30
+        )
+        assert proc.returncode == 0, (recipe, proc.stderr)
+    retry = tmp_path / "retry.jsonl"
+    failed = [orjson.loads(x) for x in retry.read_bytes().splitlines()]
+    assert {r["tenant"] for r in failed} == {bad}
+    again = subprocess.run(
+        [sys.executable, "-m", "batchsync", "run", str(retry), "--dry-run"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert len(again.stdout.splitlines()) == 3
