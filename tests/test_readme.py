@@ -1,4 +1,4 @@
-"""The README stays true: its commands, options, outputs and jq recipes are what the program does."""
+"""The README stays true: its commands, options, output and jq recipes match the program."""
 
 from __future__ import annotations
 
@@ -6,17 +6,15 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
-from _support import make_rows, sim_config, tenant_id, write_csv
+from _support import make_rows, tenant_id, write_csv
 from click.testing import CliRunner
 
-from batchsync._runner import run_batch
 from batchsync.cli import main
-from batchsync.simulator import SimulatorConfig, ThrottleConfig, run_simulator
+from batchsync.simulator import SimulatorConfig, ThrottleConfig, start_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -24,7 +22,9 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 def _blocks(lang: str) -> list[str]:
     """The README's fenced code blocks of one language ("" for a bare fence), in order."""
-    blocks, current, fence_lang = [], None, ""
+    blocks: list[str] = []
+    current: list[str] | None = None
+    fence_lang = ""
     for line in README.splitlines():
         stripped = line.strip()
         if stripped.startswith("```"):
@@ -112,35 +112,37 @@ def test_every_readme_option_exists() -> None:
 
 
 @pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
-async def test_jq_recipes_run_on_a_real_report(tmp_path: Path) -> None:
+def test_jq_recipes_run_on_a_real_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every jq recipe of the README runs on a real report; failed rows become a valid input."""
     rows = make_rows(4, 3)
     bad = tenant_id(1)
     cfg = SimulatorConfig(throttle=ThrottleConfig(write_limit=0), tenant_errors={bad: 65001})
-    async with run_simulator(cfg) as sim:
+    for name in ("BATCHSYNC_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "BATCHSYNC_TOKEN_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    with start_in_thread(cfg) as sim:
+        inp = write_csv(tmp_path / "in.csv", rows)
         report = tmp_path / "report.jsonl"
-        await run_batch(sim_config(sim, write_csv(tmp_path / "in.csv", rows), report))
+        result = CliRunner().invoke(main, ["run", str(inp), "-o", str(report)], env=sim.env())
+    assert result.exit_code == 1, result.stderr
     recipes = [
         line
-        for line in _blocks("sh")
-        if "jq " in line and "report.jsonl" in line
-        for line in line.splitlines()
-        if line.startswith("jq ")
+        for block in _blocks("sh")
+        for line in block.splitlines()
+        if line.startswith("jq ") and "report.jsonl" in line
     ]
     assert len(recipes) >= 5
     for recipe in recipes:
         proc = subprocess.run(
-            ["bash", "-o", "pipefail", "-c", recipe], cwd=tmp_path, capture_output=True, timeout=30
+            ["bash", "-o", "pipefail", "-c", recipe],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=30,
+            check=False,
         )
         assert proc.returncode == 0, (recipe, proc.stderr)
     retry = tmp_path / "retry.jsonl"
     failed = [orjson.loads(x) for x in retry.read_bytes().splitlines()]
     assert {r["tenant"] for r in failed} == {bad}
-    again = subprocess.run(
-        [sys.executable, "-m", "batchsync", "run", str(retry), "--dry-run"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert again.returncode == 0, again.stderr
+    again = CliRunner().invoke(main, ["run", str(retry), "--dry-run"])
+    assert again.exit_code == 0, again.output
     assert len(again.stdout.splitlines()) == 3
