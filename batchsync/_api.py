@@ -24,13 +24,12 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 
 from ._action import ExchangeConnectorSync
-from ._auth import AuthSettings, TokenProvider
+from ._auth import AuthSettings
 from ._clouds import Endpoints, resolve_endpoints
 from ._engine import EngineSettings, RunStats, run_engine
-from ._graph import GraphClient, open_session
 from ._input import Item, Row, SyncType, drop_duplicates, record_to_item
 from ._report import Outcome
-from ._runner import forbidden_hint, user_agent
+from ._runner import connect, forbidden_hint
 
 __all__ = ["Settings", "run"]
 
@@ -81,41 +80,37 @@ async def run(
     engine_settings = dataclasses.replace(
         settings.engine, forbidden_hint=forbidden_hint(settings.auth.resolved_mode())
     )
-    tokens = TokenProvider(
-        settings.auth,
-        settings.endpoints,
-        ca_bundle=settings.ca_bundle,
-        token_concurrency=settings.token_concurrency,
-        timeout_s=settings.engine.timeout_s,
-    )
-    if not settings.engine.dry_run:
-        await tokens.open()
 
     async def results() -> AsyncIterator[Outcome]:
         while (outcome := await queue.get()) is not None:
             credit.release()
             yield outcome
 
-    async def drive() -> None:
-        try:
-            async with open_session(
-                ca_bundle=settings.ca_bundle,
-                limit=settings.engine.concurrency + 4,
-                user_agent=user_agent(),
-            ) as session:
+    async with connect(
+        settings.auth,
+        settings.endpoints,
+        ca_bundle=settings.ca_bundle,
+        concurrency=settings.engine.concurrency,
+        token_concurrency=settings.token_concurrency,
+        timeout_s=settings.engine.timeout_s,
+        check_reach=False,
+        with_tokens=not settings.engine.dry_run,
+    ) as (tokens, graph):
+
+        async def drive() -> None:
+            try:
                 await run_engine(
                     drop_duplicates(_items(rows, settings.default_sync_type, credit)),
                     action=ExchangeConnectorSync(),
                     settings=engine_settings,
                     emit=queue.put_nowait,
-                    tokens=None if settings.engine.dry_run else tokens,
-                    graph=GraphClient(session, settings.endpoints.graph_base),
+                    tokens=tokens,
+                    graph=graph,
                     stats=stats,
                 )
-        finally:
-            queue.put_nowait(None)
+            finally:
+                queue.put_nowait(None)
 
-    try:
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(drive())
             try:
@@ -126,5 +121,3 @@ async def run(
                     # The reader thread may be waiting for credit that will never come.
                     for _ in range(settings.max_buffered):
                         credit.release()
-    finally:
-        await tokens.aclose()

@@ -41,6 +41,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
+import aiohttp
 import msal
 import platformdirs
 import requests
@@ -59,7 +60,7 @@ from batchsync._entra_errors import (
     entra_error_from_text,
 )
 from batchsync._errors import AuthError, ConfigError, RunStoppingAuthError
-from batchsync._msal_http import ResponseInfo, TrustedSession
+from batchsync._msal_http import LoopSession, MsalHttp, ResponseInfo, TrustedSession
 from batchsync._token_cache import TokenCacheStore, open_token_cache
 
 __all__ = [
@@ -265,7 +266,7 @@ class _Msal:
         client_id: str,
         credential: str | dict[str, str] | None,
         endpoints: Endpoints,
-        session: TrustedSession,
+        session: MsalHttp,
         refresh_token: str | None = None,
         cache: msal.SerializableTokenCache | None = None,
         username: str | None = None,
@@ -556,6 +557,7 @@ class TokenProvider:
         retry_base_s: float = 0.5,
         retry_cap_s: float = 8.0,
         retry_total_s: float = 60.0,
+        http_session: aiohttp.ClientSession | None = None,
     ) -> None:
         if token_concurrency < 1:
             raise ValueError("token_concurrency must be >= 1")
@@ -576,7 +578,8 @@ class TokenProvider:
         self._tenants: dict[str, _TenantState] = {}
         self._run_error: RunStoppingAuthError | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._session: TrustedSession | None = None
+        self._http_session = http_session
+        self._session: MsalHttp | None = None
         self._msal: _Msal | None = None
         self._cache: msal.SerializableTokenCache | None = None
         self._cache_store: TokenCacheStore | None = None
@@ -659,11 +662,17 @@ class TokenProvider:
         self._secrets = tuple(
             x for x in (s.client_secret, s.refresh_token, s.certificate_password) if x
         )
-        self._session = TrustedSession(
-            ca_bundle=self._ca_bundle,
-            pool_maxsize=self._token_concurrency + 2,
-            timeout_s=self._timeout_s,
-        )
+        if self._http_session is not None:
+            # Token traffic rides the run's aiohttp session (see LoopSession: half the CPU).
+            self._session = LoopSession(
+                self._http_session, asyncio.get_running_loop(), timeout_s=self._timeout_s
+            )
+        else:
+            self._session = TrustedSession(
+                ca_bundle=self._ca_bundle,
+                pool_maxsize=self._token_concurrency + 2,
+                timeout_s=self._timeout_s,
+            )
         self._msal = _Msal(
             mode=self._mode,
             client_id=s.client_id,

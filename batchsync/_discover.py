@@ -44,16 +44,15 @@ import orjson
 from aiolimiter import AsyncLimiter
 
 from ._action import GraphRequest, gdap_customers_request, list_connectors_request
-from ._auth import AccessToken, AuthMode, AuthSettings, TokenProvider
+from ._auth import AccessToken, AuthMode, AuthSettings
 from ._clouds import Endpoints
 from ._engine import EngineSettings
 from ._errors import AuthError, ConfigError, ErrorKind, RunStoppingAuthError
-from ._graph import GraphClient, open_session
+from ._graph import GraphClient
 from ._input import SyncType, _field_of, canonical_connector, canonical_tenant
 from ._pacing import GiveUp, Retry, Success, decide, parse_retry_after
 from ._report import ReportWriter
-from ._runner import forbidden_hint, preflight, user_agent
-from ._tls import make_ssl_context
+from ._runner import connect, forbidden_hint
 
 __all__ = [
     "DiscoverConfig",
@@ -714,34 +713,23 @@ async def discover(
             )
             stack.callback(errors.close)
 
-        provider: TokenProvider | None = None
-        if tokens is None:
-            provider = TokenProvider(
+        try:
+            async with connect(
                 config.auth,
                 config.endpoints,
                 ca_bundle=config.ca_bundle,
+                concurrency=config.engine.concurrency,
                 token_concurrency=config.token_concurrency,
                 timeout_s=config.engine.timeout_s,
-            )
-            await provider.open()
-            tokens = provider
-        try:
-            async with open_session(
-                ca_bundle=config.ca_bundle,
-                limit=config.engine.concurrency + 4,
-                user_agent=user_agent(),
-                ssl_context=make_ssl_context(config.ca_bundle),
-            ) as session:
-                if config.preflight:
-                    await preflight(
-                        session,
-                        [config.endpoints.graph_url + "/", config.endpoints.authority_host + "/"],
-                        min(config.engine.timeout_s, 15.0),
-                    )
+                check_reach=config.preflight,
+                with_tokens=tokens is None,
+            ) as (provider, graph):
+                tokens = tokens or provider
+                assert tokens is not None
                 worker = _Discoverer(
                     config,
                     tokens=tokens,
-                    graph=GraphClient(session, config.endpoints.graph_base),
+                    graph=graph,
                     out=out,
                     errors=errors,
                     echo=echo,
@@ -758,6 +746,4 @@ async def discover(
                 await worker.list_all(tenants)
         finally:
             stats.finished = time.monotonic()
-            if provider is not None:
-                await provider.aclose()
     return stats

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import IO, BinaryIO, cast
 
 import aiohttp
@@ -23,7 +23,7 @@ from ._auth import AuthMode, AuthSettings, TokenProvider
 from ._clouds import Endpoints
 from ._engine import EngineSettings, RunStats, run_engine
 from ._errors import ConfigError, ReportWriteError
-from ._graph import GraphClient, open_session
+from ._graph import GraphClient, env_proxy, open_session
 from ._input import (
     InputFormat,
     Item,
@@ -35,10 +35,9 @@ from ._input import (
 )
 from ._report import Outcome, ReportWriter, Status, read_resume_keys, resume_key
 from ._shard import in_shard
-from ._tls import make_ssl_context
 from ._version import __version__
 
-__all__ = ["RunConfig", "run_batch", "user_agent"]
+__all__ = ["RunConfig", "connect", "run_batch", "user_agent"]
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ async def preflight(session: aiohttp.ClientSession, urls: Iterable[str], timeout
     for url in dict.fromkeys(urls):
         try:
             async with asyncio.timeout(timeout_s):
-                async with session.get(url, allow_redirects=False) as resp:
+                async with session.get(url, allow_redirects=False, **env_proxy(url)) as resp:
                     resp.release()
         except aiohttp.ClientConnectorCertificateError as exc:
             raise ConfigError(
@@ -235,43 +234,73 @@ async def run_batch(
                 items, action=action, settings=engine_settings, emit=emit, stats=stats
             )
 
-        tokens = TokenProvider(
+        async with connect(
             config.auth,
             config.endpoints,
             ca_bundle=config.ca_bundle,
+            concurrency=config.engine.concurrency,
             token_concurrency=config.token_concurrency,
             timeout_s=config.engine.timeout_s,
-        )
-        await tokens.open()
-        try:
-            ssl_ctx = make_ssl_context(config.ca_bundle)
-            async with open_session(
-                ca_bundle=config.ca_bundle,
-                limit=config.engine.concurrency + 4,
-                user_agent=user_agent(),
-                ssl_context=ssl_ctx,
-            ) as session:
-                if config.preflight:
-                    await preflight(
-                        session,
-                        [config.endpoints.graph_url + "/", config.endpoints.authority_host + "/"],
-                        min(config.engine.timeout_s, 15.0),
-                    )
-                graph = GraphClient(session, config.endpoints.graph_base)
-                with _signals(handle_signals) as hook:
-                    return await run_engine(
-                        items,
-                        action=action,
-                        settings=engine_settings,
-                        emit=emit,
-                        tokens=tokens,
-                        graph=graph,
-                        stats=stats,
-                        on_start=hook,
-                    )
-        finally:
-            await tokens.aclose()
+            check_reach=config.preflight,
+        ) as (tokens, graph):
+            assert tokens is not None
+            with _signals(handle_signals) as hook:
+                return await run_engine(
+                    items,
+                    action=action,
+                    settings=engine_settings,
+                    emit=emit,
+                    tokens=tokens,
+                    graph=graph,
+                    stats=stats,
+                    on_start=hook,
+                )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    auth: AuthSettings,
+    endpoints: Endpoints,
+    *,
+    ca_bundle: str | None,
+    concurrency: int,
+    token_concurrency: int,
+    timeout_s: float,
+    check_reach: bool = True,
+    with_tokens: bool = True,
+) -> AsyncIterator[tuple[TokenProvider | None, GraphClient]]:
+    """The run's one aiohttp session, shared by Graph calls and (through ``LoopSession``)
+    MSAL's token calls, and the token provider on it; settings checked (``ConfigError``)
+    and, with ``check_reach``, Graph and Entra reached once before anything is sent."""
+    async with open_session(
+        ca_bundle=ca_bundle,
+        limit=concurrency + token_concurrency + 4,
+        user_agent=user_agent(),
+    ) as session:
+        tokens = None
+        if with_tokens:
+            tokens = TokenProvider(
+                auth,
+                endpoints,
+                ca_bundle=ca_bundle,
+                token_concurrency=token_concurrency,
+                timeout_s=timeout_s,
+                http_session=session,
+            )
+        try:
+            if tokens is not None:
+                await tokens.open()
+            if check_reach:
+                await preflight(
+                    session,
+                    [endpoints.graph_url + "/", endpoints.authority_host + "/"],
+                    min(timeout_s, 15.0),
+                )
+            yield tokens, GraphClient(session, endpoints.graph_base)
+        finally:
+            if tokens is not None:
+                await tokens.aclose()
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ from batchsync._auth import (
 )
 from batchsync._clouds import Endpoints
 from batchsync._errors import AuthError, ConfigError, RunStoppingAuthError
-from batchsync._msal_http import TrustedSession, parse_retry_after
+from batchsync._msal_http import TrustedSession
 from batchsync._token_cache import (
     TokenCacheStore,
     merge_cache_states,
@@ -324,20 +324,6 @@ def test_proxy_pools_use_the_pinned_trust() -> None:
             "http://proxy.invalid:3128"
         )
         assert manager.connection_pool_kw["ssl_context"] is s.ssl_context
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [("3", 3.0), ("2.5", 2.5), ("-1", 0.0), (None, None), ("soon", None), ("nan", None)],
-)
-def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
-    """Retry-After parses seconds and floats; garbage and absence give None."""
-    assert parse_retry_after(value) == seconds
-
-
-def test_parse_retry_after_http_date() -> None:
-    """An HTTP-date Retry-After becomes the seconds until then."""
-    assert parse_retry_after("Thu, 01 Jan 1970 00:01:40 GMT", now=40.0) == 60.0
 
 
 # --- MSAL's http cache would hide retries -----------------------------------------------------
