@@ -259,6 +259,48 @@ def pace_options(f: F) -> F:
     return f
 
 
+def _auth_settings(
+    auth_mode: str,
+    client_id: str | None,
+    client_secret: str | None,
+    certificate: str | None,
+    token_cache: str | None,
+) -> AuthSettings:
+    """Auth options, plus what only the environment may carry (refresh token, password)."""
+    return AuthSettings(
+        mode=AuthMode(auth_mode),
+        client_id=client_id,
+        client_secret=client_secret,
+        certificate_path=certificate,
+        certificate_password=os.environ.get("BATCHSYNC_CLIENT_CERTIFICATE_PASSWORD"),
+        refresh_token=os.environ.get("BATCHSYNC_REFRESH_TOKEN") or None,
+        token_cache_path=token_cache,
+    )
+
+
+def _engine_settings(
+    concurrency: int,
+    tenant_rate: TenantRate,
+    max_attempts: int,
+    max_throttled: int,
+    max_retry_after: float,
+    timeout: float,
+    **more: Any,
+) -> EngineSettings:
+    """The pace options as engine settings (``more``: grace_s, dry_run...)."""
+    return EngineSettings(
+        concurrency=concurrency,
+        tenant_rate=tenant_rate,
+        retry=RetryPolicy(
+            max_attempts=max_attempts,
+            max_throttled=max_throttled,
+            max_retry_after_s=max_retry_after,
+        ),
+        timeout_s=timeout,
+        **more,
+    )
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="batchsync")
 def main() -> None:
@@ -396,24 +438,14 @@ def run(
         endpoints=resolve_endpoints(
             cloud, graph_url=graph_url, authority_host=authority_host, api_version=api_version
         ),
-        auth=AuthSettings(
-            mode=AuthMode(auth_mode),
-            client_id=client_id,
-            client_secret=client_secret,
-            certificate_path=certificate,
-            certificate_password=os.environ.get("BATCHSYNC_CLIENT_CERTIFICATE_PASSWORD"),
-            refresh_token=os.environ.get("BATCHSYNC_REFRESH_TOKEN") or None,
-            token_cache_path=token_cache,
-        ),
-        engine=EngineSettings(
-            concurrency=concurrency,
-            tenant_rate=tenant_rate,
-            retry=RetryPolicy(
-                max_attempts=max_attempts,
-                max_throttled=max_throttled,
-                max_retry_after_s=max_retry_after,
-            ),
-            timeout_s=timeout,
+        auth=_auth_settings(auth_mode, client_id, client_secret, certificate, token_cache),
+        engine=_engine_settings(
+            concurrency,
+            tenant_rate,
+            max_attempts,
+            max_throttled,
+            max_retry_after,
+            timeout,
             grace_s=grace,
             dry_run=dry_run,
         ),
@@ -562,15 +594,7 @@ def discover(
         endpoints=resolve_endpoints(
             cloud, graph_url=graph_url, authority_host=authority_host, api_version=api_version
         ),
-        auth=AuthSettings(
-            mode=AuthMode(auth_mode),
-            client_id=client_id,
-            client_secret=client_secret,
-            certificate_path=certificate,
-            certificate_password=os.environ.get("BATCHSYNC_CLIENT_CERTIFICATE_PASSWORD"),
-            refresh_token=os.environ.get("BATCHSYNC_REFRESH_TOKEN") or None,
-            token_cache_path=token_cache,
-        ),
+        auth=_auth_settings(auth_mode, client_id, client_secret, certificate, token_cache),
         tenants_path=tenants_path,
         gdap=gdap,
         partner_tenant=partner_tenant,
@@ -579,15 +603,8 @@ def discover(
         output_path=output_path,
         errors_path=errors_path,
         overwrite=overwrite,
-        engine=EngineSettings(
-            concurrency=concurrency,
-            tenant_rate=tenant_rate,
-            retry=RetryPolicy(
-                max_attempts=max_attempts,
-                max_throttled=max_throttled,
-                max_retry_after_s=max_retry_after,
-            ),
-            timeout_s=timeout,
+        engine=_engine_settings(
+            concurrency, tenant_rate, max_attempts, max_throttled, max_retry_after, timeout
         ),
         token_concurrency=token_concurrency,
         ca_bundle=ca_bundle,
