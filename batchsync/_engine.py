@@ -21,14 +21,15 @@ Shape of a run (all tasks belong to one ``asyncio.TaskGroup``)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import logging
 import random
+import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from aiolimiter import AsyncLimiter
@@ -54,7 +55,8 @@ __all__ = ["EngineSettings", "RunStats", "TokenSource", "run_engine"]
 
 log = logging.getLogger(__name__)
 
-_READ_BATCH = 512
+_READ_BATCH = 512  # items the reader hands over at once
+_HANDOVER_S = 0.05  # a slow input's rows reach the engine at most this long after arriving
 _FAILED_TENANTS_KEPT = 50
 
 
@@ -199,13 +201,99 @@ def _throttle_scope(lane: _Lane, job: _Job) -> str:
     return "the tenant was over its request limit"
 
 
-def _take(it: Iterator[Item], n: int) -> list[Item]:
-    out: list[Item] = []
-    for item in it:
-        out.append(item)
-        if len(out) >= n:
-            break
-    return out
+class _Feed:
+    """Input items read on a daemon thread, in batches the loop asks for.
+
+    The thread reads only while the loop waits in ``take`` (so the two never compete for
+    the GIL, and nothing is read ahead of what the engine can take in) and hands over a
+    batch when it has ``_READ_BATCH`` items, when the input ends, or ``_HANDOVER_S`` after
+    the batch's first item: a trickling stream (``discover | run -``) is dispatched as it
+    arrives instead of after 512 more rows. A daemon thread: one blocked on a stdin that
+    never ends cannot keep an interrupted run from exiting.
+    """
+
+    def __init__(self, items: Iterable[Item], loop: asyncio.AbstractEventLoop) -> None:
+        self._items = items
+        self._loop = loop
+        self._cond = threading.Condition(threading.Lock())
+        self._buffer: list[Item] = []
+        self._wanted = False  # the loop waits for items: the thread may read
+        self._ended = False
+        self._stopped = False
+        self._error: BaseException | None = None
+        self._ready = asyncio.Event()
+        self._thread = threading.Thread(target=self._pump, name="batchsync-read", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Read no further (a thread blocked in a read ends with the process)."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    async def take(self) -> list[Item]:
+        """The next batch of items; [] once the input has ended.
+
+        Raises what reading the input raised, after the items read before it.
+        """
+        first_at: float | None = None
+        while True:
+            with self._cond:
+                count = len(self._buffer)
+                if (
+                    count >= _READ_BATCH
+                    or self._ended
+                    or (first_at is not None and self._loop.time() - first_at >= _HANDOVER_S)
+                ):
+                    batch, self._buffer, self._wanted = self._buffer, [], False
+                    if not batch and self._error is not None:
+                        raise self._error
+                    return batch
+                self._wanted = True
+                self._cond.notify()
+                # Cleared under the lock: a state change after this look sets it again.
+                self._ready.clear()
+            if count and first_at is None:
+                first_at = self._loop.time()
+            if first_at is None:
+                await self._ready.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(first_at + _HANDOVER_S - self._loop.time()):
+                        await self._ready.wait()
+
+    def _pump(self) -> None:
+        cond, buffer_full = self._cond, _READ_BATCH
+        try:
+            it = iter(self._items)
+            while True:
+                with cond:
+                    while not self._wanted and not self._stopped:
+                        cond.wait()
+                    if self._stopped:
+                        return
+                item = next(it, None)  # outside the lock: it may block on a slow input
+                if item is None:
+                    break
+                with cond:
+                    self._buffer.append(item)
+                    count = len(self._buffer)
+                    if count >= buffer_full:
+                        self._wanted = False
+                if count == 1 or count >= buffer_full:
+                    self._wake()
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            with cond:
+                self._ended = True
+            self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self._loop.call_soon_threadsafe(self._ready.set)
 
 
 class _Engine:
@@ -335,12 +423,10 @@ class _Engine:
 
     # -- reader -----------------------------------------------------------------------------
 
-    async def _read(self, items: Iterable[Item], pool: ThreadPoolExecutor) -> None:
-        loop = asyncio.get_running_loop()
-        it = iter(items)
+    async def _read(self, feed: _Feed) -> None:
         try:
             while not self._interrupted:
-                batch = await loop.run_in_executor(pool, _take, it, _READ_BATCH)
+                batch = await feed.take()
                 if not batch:
                     break
                 for item in batch:
@@ -613,16 +699,17 @@ class _Engine:
     # -- run --------------------------------------------------------------------------------
 
     async def run(self, items: Iterable[Item]) -> RunStats:
-        reader_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchsync-read")
+        feed = _Feed(items, asyncio.get_running_loop())
+        feed.start()
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                self._reader = tg.create_task(self._read(items, reader_pool), name="reader")
+                self._reader = tg.create_task(self._read(feed), name="reader")
         except BaseException:
             self._finish_live("the run stopped before this row finished")
             raise
         finally:
-            reader_pool.shutdown(wait=False, cancel_futures=True)
+            feed.stop()
             self.stats.finished = time.monotonic()
         self._finish_live(
             "interrupted before this row finished; run again with --resume"

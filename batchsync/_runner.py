@@ -13,8 +13,9 @@ import dataclasses
 import logging
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import IO, BinaryIO, cast
+from typing import IO, BinaryIO, TypeVar, cast
 
 import aiohttp
 
@@ -80,6 +81,56 @@ def _resume_filter(items: Iterable[Item], done: set[int]) -> Iterator[Item]:
         if isinstance(item, Row) and resume_key(*item.key) in done:
             continue
         yield item
+
+
+def _default_stdin() -> IO[bytes]:
+    """Standard input as an unbuffered file of our own on fd 0 (which it does not close).
+
+    Not ``sys.stdin.buffer``: the reader thread may still be blocked reading a stdin that
+    never ends when an interrupted run exits, and a buffered stdin whose lock that thread
+    holds aborts the interpreter's shutdown ("could not acquire lock for <stdin>").
+    """
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a test harness
+        return sys.stdin.buffer
+    return open(fd, "rb", buffering=0, closefd=False)
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+async def _on_daemon_thread(fn: Callable[[_T], _R], arg: _T) -> _R:
+    """``fn(arg)`` on a daemon thread of its own.
+
+    For a read that may block on stdin forever: the default executor's threads are joined
+    when the loop and the interpreter shut down, so one of them stuck in a read would keep
+    a Ctrl-C'd run from exiting.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_R] = loop.create_future()
+
+    def settle(result: _R | None, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(cast(_R, result))
+
+    def work() -> None:
+        result: _R | None = None
+        error: BaseException | None = None
+        try:
+            result = fn(arg)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="batchsync-prime", daemon=True).start()
+    return await future
 
 
 def _open_input(path: str, stdin: IO[bytes]) -> IO[bytes]:
@@ -177,12 +228,11 @@ async def run_batch(
     if action is None:
         action = ExchangeConnectorCheck() if config.check else ExchangeConnectorSync()
     stats = stats or RunStats()
-    stdin = stdin if stdin is not None else sys.stdin.buffer
+    stdin = stdin if stdin is not None else _default_stdin()
     stdout = stdout if stdout is not None else sys.stdout.buffer
     if config.resume and config.report_path == "-":
         raise ConfigError("--resume needs --report PATH (the report of the run to finish)")
 
-    loop = asyncio.get_running_loop()
     with contextlib.ExitStack() as stack:
         stream = _open_input(config.input_path, stdin)
         if stream is not stdin:
@@ -193,7 +243,7 @@ async def run_batch(
                 done, _ = read_resume_keys(config.report_path)
                 log.info("resuming: %d rows already ok in %s", len(done), config.report_path)
         items = build_items(config, stream, resume_done=done)
-        items = await loop.run_in_executor(None, _prime, items)
+        items = await _on_daemon_thread(_prime, items)
 
         if config.report_path == "-":
             writer = ReportWriter.to_stream(stdout)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from batchsync._errors import ConfigError, ErrorKind
 from batchsync._report import (
@@ -89,6 +92,14 @@ def test_error_object_and_extra() -> None:
 def test_rfc3339_is_utc_with_millis() -> None:
     """Timestamps are RFC 3339 in UTC with a Z suffix."""
     assert rfc3339(0.5) == "1970-01-01T00:00:00.500Z"
+
+
+@given(st.floats(min_value=0, max_value=4e9))
+def test_rfc3339_matches_datetime(epoch: float) -> None:
+    """The cached-second formatting equals datetime's own, to the millisecond."""
+    stamp = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+    want = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    assert rfc3339(epoch) == want
 
 
 def test_refuses_to_overwrite_existing_report(tmp_path: Path) -> None:

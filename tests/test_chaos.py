@@ -1,0 +1,185 @@
+"""Chaos: Ctrl-C at random moments of a faulty run, ``--resume`` each time, then finish.
+
+A real ``python -m batchsync run ... --resume`` child process runs against a simulator with
+throttling and faults on; the test interrupts it at a seeded random moment (SIGINT, a
+double SIGINT, or SIGTERM, with a random --grace), resumes, and repeats. In the end the one
+appended report must hold, for every input row, exactly one final line (``ok`` or
+``failed``), an ``ok`` line only as a row's last, and the simulator must never have synced
+a connector again after the sync that a report line called ``ok``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from _support import make_rows, write_csv
+
+from batchsync.simulator import (
+    FaultConfig,
+    Simulator,
+    SimulatorConfig,
+    SyncEvent,
+    ThrottleConfig,
+    start_in_thread,
+)
+
+SEED = 20_261_125
+ITERATIONS = 6
+BOUND_S = 60.0  # one child run longer than this is hung
+
+CHAOS = SimulatorConfig(
+    graph_latency_s=0.03,
+    throttle=ThrottleConfig(write_limit=40, window_s=1.0, retry_after="float"),
+    faults=FaultConfig(
+        seed=SEED,
+        http_500=0.03,
+        http_503_retry_after=0.01,
+        http_504=0.02,
+        drop=0.03,
+        slow=0.01,
+        slow_s=3.0,
+        malformed=0.01,
+        http_429=0.01,
+        retry_after_s=0.1,
+    ),
+)
+
+
+def _env(sim: Simulator, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHSYNC_", "AZURE_"))}
+    env.update(sim.env())
+    env["BATCHSYNC_TOKEN_CACHE"] = str(tmp_path / "token_cache.json")
+    return env
+
+
+def _read(report: Path) -> list[dict[str, Any]]:
+    data = report.read_bytes() if report.exists() else b""
+    assert not data or data.endswith(b"\n"), "an interrupted run left a torn line"
+    return [orjson.loads(line) for line in data.splitlines()]
+
+
+def _run_child(args: Sequence[str], env: dict[str, str], stderr: Path) -> subprocess.Popen[bytes]:
+    with stderr.open("ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "batchsync", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def _interrupt_when(
+    proc: subprocess.Popen[bytes], report: Path, target_lines: int, how: str, delay_s: float
+) -> None:
+    """Wait until the report has ``target_lines`` lines (or the child ends), then signal."""
+    deadline = time.monotonic() + BOUND_S
+    while proc.poll() is None and time.monotonic() < deadline:
+        if report.exists() and report.read_bytes().count(b"\n") >= target_lines:
+            break
+        time.sleep(0.005)
+    time.sleep(delay_s)
+    if proc.poll() is not None:
+        return
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGINT)
+        if how == "double":
+            time.sleep(0.02)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+
+
+def _key(line: dict[str, Any]) -> tuple[str, str, str]:
+    return (line["tenant"], line["connector"], line["syncType"])
+
+
+def _assert_final_lines(out: list[dict[str, Any]], rows: list[tuple[str, str, str]]) -> None:
+    """Every row: one final ok-or-failed line; ok only as the last; lines keep input numbers."""
+    by_key: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in out:
+        by_key[_key(r)].append(r)
+    assert set(by_key) == set(rows)
+    for index, row in enumerate(rows, start=1):
+        lines = by_key[row]
+        assert {r["line"] for r in lines} == {index}
+        assert lines[-1]["status"] in ("ok", "failed"), lines[-1]
+        earlier = [r["status"] for r in lines[:-1]]
+        assert set(earlier) <= {"failed"}, f"row {index} has a line after its ok: {lines}"
+
+
+def _assert_no_sync_after_ok(log: list[SyncEvent], out: list[dict[str, Any]]) -> None:
+    """No connector saw a 204 after the 204 that its ok line reports."""
+    ok_crids = {r["client_request_id"]: r["connector"] for r in out if r["status"] == "ok"}
+    reported_at: dict[str, float] = {}
+    for event in log:
+        if event.status == 204 and event.client_request_id in ok_crids:
+            assert ok_crids[event.client_request_id] == event.connector
+            reported_at[event.connector] = event.at
+    assert len(reported_at) == len(ok_crids), "every ok line matches a sync the simulator saw"
+    later = [
+        e for e in log if e.status == 204 and e.at > reported_at.get(e.connector, float("inf"))
+    ]
+    assert not later, f"synced again after an ok line: {later[:3]}"
+
+
+def test_interrupt_resume_chaos(tmp_path: Path) -> None:
+    """Random interruptions of a faulty run, each resumed, lose no row and repeat no ok sync."""
+    rng = random.Random(SEED)
+    rows = make_rows(10, 20)
+    inp = write_csv(tmp_path / "in.csv", rows)
+    report = tmp_path / "report.jsonl"
+    stderr = tmp_path / "stderr.txt"
+    base = [
+        "run", str(inp), "-o", str(report), "--resume",
+        "--concurrency", "8", "--tenant-rate", "1000/1", "--timeout", "1",
+        "--max-attempts", "4", "--max-throttled", "20",
+    ]  # fmt: skip
+    codes: Counter[int] = Counter()
+    with start_in_thread(CHAOS) as sim:
+        env = _env(sim, tmp_path)
+        for _ in range(ITERATIONS):
+            before = _read(report)
+            done = {_key(r) for r in before if r["status"] == "ok"}
+            target = len(before) + rng.randint(1, max(1, (len(rows) - len(done)) // 2))
+            how = rng.choice(["sigint", "sigint", "double", "sigterm"])
+            grace = rng.choice(["0", "0.05", "0.5"])
+            proc = _run_child([*base, "--grace", grace], env, stderr)
+            try:
+                _interrupt_when(proc, report, target, how, rng.uniform(0.0, 0.05))
+                codes[proc.wait(timeout=BOUND_S)] += 1
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            assert set(codes) <= {0, 1, 130}, stderr.read_text()
+            # Whole lines only, and one line for each row this run took in: all rows not
+            # already ok (the input is shorter than the engine's look-ahead).
+            appended = Counter(_key(r) for r in _read(report)[len(before) :])
+            assert appended == dict.fromkeys(set(rows) - done, 1)
+        final = subprocess.run(
+            [sys.executable, "-m", "batchsync", *base],
+            env=env,
+            capture_output=True,
+            timeout=BOUND_S * 2,
+            check=False,
+        )
+        log = sim.stats.snapshot().sync_log
+    assert final.returncode in (0, 1), final.stderr.decode()
+    assert codes[130] >= ITERATIONS // 2, f"too few runs were actually interrupted: {codes}"
+    out = _read(report)
+    _assert_final_lines(out, rows)
+    _assert_no_sync_after_ok(log, out)
+    kinds = Counter(r["error"]["kind"] for r in out if r["status"] == "failed")
+    assert kinds["interrupted"] > 0, "the interruptions must have cut rows short"
