@@ -588,6 +588,7 @@ class TokenProvider:
         self._opened = False
         self._closed = False
         self._open_lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(token_concurrency)  # MSAL calls running at once
         self._secrets: tuple[str, ...] = ()
         self._in_flight = 0
         self.tokens_acquired = 0
@@ -785,7 +786,7 @@ class TokenProvider:
         assert self._msal is not None
         assert self._pool is not None
         loop = asyncio.get_running_loop()
-        began = self._clock()
+        began: float | None = None
         attempt_no = 0
         while True:
             attempt_no += 1
@@ -794,10 +795,16 @@ class TokenProvider:
             # Replacing a token we held (refused by Graph, or due on our clock): ask for a
             # new one, not MSAL's cached copy. A first acquisition may use MSAL's cache.
             force = st.force_fresh or st.token is not None
-            started = self._clock()
             try:
-                async with asyncio.timeout(self._timeout_s):
-                    attempt = await loop.run_in_executor(self._pool, self._call_msal, tenant, force)
+                # Wait for a free token slot first: the timeout and the retry budget count
+                # from the moment MSAL starts, not while queued behind other tenants.
+                async with self._slots:
+                    started = self._clock()
+                    began = started if began is None else began
+                    async with asyncio.timeout(self._timeout_s):
+                        attempt = await loop.run_in_executor(
+                            self._pool, self._call_msal, tenant, force
+                        )
             except TimeoutError:
                 failure = _Failure(
                     Action.RETRY,
@@ -810,6 +817,7 @@ class TokenProvider:
                 if attempt.exc is None and result is not None and "access_token" in result:
                     return self._store(tenant, st, result, started)
                 failure = _classify_attempt(attempt, self._endpoints)
+            assert began is not None
             wait = self._retry_wait(failure, attempt_no, began)
             if wait is None:
                 raise self._fail(tenant, st, failure, attempt_no)

@@ -659,12 +659,6 @@ async def test_token_endpoint_down_for_good_fails_rows_auth(tmp_path: Path) -> N
     assert exit_status(stats) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_auth.TokenProvider times an MSAL call from its submission to the token pool, so "
-    "tenants queued behind --token-concurrency others time out while waiting their turn "
-    "(measured: 2,032 of 20,000 rows over 10,000 tenants failed so); to fix in _auth.py",
-)
 async def test_token_wait_in_queue_is_not_a_timeout(tmp_path: Path) -> None:
     """Tenants waiting their turn for one of --token-concurrency token slots are not timed out
     meanwhile: each acquisition takes half of --timeout, so every tenant gets its token."""
