@@ -67,6 +67,8 @@ class TokenSource(Protocol):
 
     def invalidate(self, token: AccessToken) -> None: ...
 
+    def forget(self, tenant: str) -> None: ...
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class EngineSettings:
@@ -489,6 +491,10 @@ class _Engine:
                 except TimeoutError:
                     if lane.active == 0 and not lane.pending:
                         self._drop_lane(lane)
+                        if self._tokens is not None:
+                            # Idle a whole window: free its MSAL app and token too (~15 KB a
+                            # tenant); a later row of it acquires again.
+                            self._tokens.forget(lane.tenant)
                         return None
             else:
                 await lane.wake.wait()

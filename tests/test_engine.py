@@ -230,6 +230,9 @@ class _StaleUntilInvalidated:
     def invalidate(self, token: AccessToken) -> None:
         self.invalidated.append(token.tenant)
 
+    def forget(self, tenant: str) -> None:
+        self.inner.forget(tenant)  # type: ignore[attr-defined]
+
 
 async def test_graph_401_refreshes_token_once(tmp_path: Path) -> None:
     """A Graph 401 makes the row fetch a fresh token and try again; the row ends ok."""

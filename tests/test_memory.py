@@ -177,3 +177,32 @@ async def test_tenant_state_is_dropped_when_its_rows_end(tmp_path: Path) -> None
     assert len(alive) == len(rows)
     assert max(alive) <= 20, f"up to {max(alive)} tenant lanes alive at once of 60"
     assert len(engine._lanes) == 0
+
+
+async def test_token_state_of_idle_tenants_is_freed(tmp_path: Path) -> None:
+    """A tenant idle a whole window gives back its MSAL app and token too, so auth state
+    stays bounded on inputs of many tenants (each re-acquires if its rows come back)."""
+    rows = _rows(60, 3, grouped=True)
+    held: list[int] = []
+    settings = EngineSettings(
+        concurrency=8, tenant_rate=TenantRate(1000, 0.05), lookahead=8, timeout_s=10
+    )
+    async with run_simulator(SimulatorConfig(throttle=ThrottleConfig(write_limit=0))) as sim:
+        config = sim_config(sim, tmp_path / "unused.csv", tmp_path / "unused.jsonl")
+        async with TokenProvider(
+            config.auth, config.endpoints, ca_bundle=sim.ca_pem_path
+        ) as tokens:
+            async with open_session(ca_bundle=sim.ca_pem_path, limit=16, user_agent="t") as s:
+                async with asyncio.timeout(BOUND_S):
+                    await run_engine(
+                        iter(rows),
+                        action=ExchangeConnectorSync(),
+                        settings=settings,
+                        emit=lambda _: held.append(len(tokens._tenants)),
+                        tokens=tokens,
+                        graph=GraphClient(s, config.endpoints.graph_base),
+                    )
+        token_requests = sim.stats.token_requests.total()
+    assert len(held) == len(rows)
+    assert max(held) <= 20, f"auth state of up to {max(held)} tenants held at once, of 60"
+    assert token_requests == 60  # grouped input: each tenant's token was still needed once

@@ -357,6 +357,9 @@ class _FixedTokens:
     def invalidate(self, token: AccessToken) -> None:
         pass
 
+    def forget(self, tenant: str) -> None:
+        pass
+
 
 async def test_dns_failure_mid_run_is_kind_network(tmp_path: Path) -> None:
     """A Graph host that does not resolve: every attempt is network/DNSError; the run ends."""
