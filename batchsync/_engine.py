@@ -648,6 +648,8 @@ class _Engine:
                 )
                 self._requeue(lane, job, front=True)
             else:
+                if self._interrupted:
+                    return  # no retry will start now: the row ends `interrupted` at once
                 job.state = _State.SLEEPING
                 await asyncio.sleep(decision.wait_s)
                 self._requeue(lane, job, front=False)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
@@ -54,6 +56,10 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _first_leaf(exc: BaseException) -> BaseException:
     """The first real exception inside (nested) exception groups from task groups."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -63,6 +69,10 @@ def _first_leaf(exc: BaseException) -> BaseException:
 
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` with the contract's exit statuses for errors and Ctrl-C."""
+    # Until the engine installs its own handlers, SIGTERM ends the run like Ctrl-C (130).
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(coro)
@@ -77,6 +87,9 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
     except KeyboardInterrupt:
         click.echo("batchsync: interrupted", err=True)
         sys.exit(130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

@@ -987,6 +987,17 @@ def test_sigterm_with_stdin_still_open_exits(
     assert "interrupted" in stderr
 
 
+def test_sigterm_while_waiting_for_the_first_row_exits_130(
+    tmp_path: Path, simulator_in_thread: Simulator
+) -> None:
+    """SIGTERM before the engine has started (no row yet): exit 130 like Ctrl-C, not 143."""
+    with _batchsync_on_stdin(_cli_env(simulator_in_thread, tmp_path), tmp_path) as proc:
+        _wait_for(lambda: len(os.listdir(f"/proc/{proc.pid}/task")) >= 2, proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=BOUND_S) == 130
+    assert "Fatal Python error" not in (tmp_path / "stderr.txt").read_text()
+
+
 def test_ctrl_c_while_waiting_for_the_first_row_exits(
     tmp_path: Path, simulator_in_thread: Simulator
 ) -> None:
