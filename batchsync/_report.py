@@ -14,12 +14,12 @@ import datetime as dt
 import enum
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import orjson
 
-from ._errors import ConfigError, ErrorKind
+from ._errors import ConfigError, ErrorKind, ReportWriteError
 
 __all__ = [
     "Outcome",
@@ -203,19 +203,36 @@ class ReportWriter:
         return cls(fd, name=path, owns_fd=True)
 
     def write(self, outcome: Outcome) -> None:
+        """One line, written and flushed at once (raises ``ReportWriteError``)."""
         self.write_bytes(encode_outcome(outcome))
 
-    def write_bytes(self, line: bytes) -> None:
-        if self._fd is None:
-            assert self._stream is not None
-            self._stream.write(line)
-            self._stream.flush()
-        else:
-            view = memoryview(line)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-        self.lines_written += 1
+    def write_many(self, outcomes: Sequence[Outcome]) -> None:
+        """Several whole lines in one write (rows settled together, nothing sent for them)."""
+        if outcomes:
+            self.write_bytes(b"".join(map(encode_outcome, outcomes)), lines=len(outcomes))
+
+    def write_bytes(self, data: bytes, *, lines: int = 1) -> None:
+        try:
+            if self._fd is None:
+                assert self._stream is not None
+                self._stream.write(data)
+                self._stream.flush()
+            else:
+                view = memoryview(data)
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+        except BrokenPipeError:
+            raise ReportWriteError(
+                "the report's reader closed the pipe; stopped (write the report to a file "
+                "with -o to keep every line, and finish with --resume)"
+            ) from None
+        except OSError as exc:
+            raise ReportWriteError(
+                f"cannot write the report ({exc.strerror}); stopped. Free the space or fix "
+                "the path, then run the same command with --resume"
+            ) from None
+        self.lines_written += lines
 
     def close(self) -> None:
         if self._owns_fd and self._fd is not None:

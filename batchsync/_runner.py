@@ -23,7 +23,7 @@ from ._action import Action, ExchangeConnectorCheck, ExchangeConnectorSync
 from ._auth import AuthMode, AuthSettings, TokenProvider
 from ._clouds import Endpoints
 from ._engine import EngineSettings, RunStats, run_engine
-from ._errors import ConfigError, ReportWriteError
+from ._errors import ConfigError
 from ._graph import GraphClient, env_proxy, open_session
 from ._input import (
     InputFormat,
@@ -254,20 +254,15 @@ async def run_batch(
         stack.callback(writer.close)
 
         def emit(outcome: Outcome) -> None:
-            try:
-                writer.write(outcome)
-            except BrokenPipeError:
-                raise ReportWriteError(
-                    "the report's reader closed the pipe; stopped (write the report to a file "
-                    "with -o to keep every line, and finish with --resume)"
-                ) from None
-            except OSError as exc:
-                raise ReportWriteError(
-                    f"cannot write the report ({exc.strerror}); stopped. Free the space or fix "
-                    "the path, then run the same command with --resume"
-                ) from None
+            writer.write(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
+
+        def emit_many(outcomes: list[Outcome]) -> None:
+            writer.write_many(outcomes)
+            if on_outcome is not None:
+                for outcome in outcomes:
+                    on_outcome(outcome)
 
         engine_settings = dataclasses.replace(
             config.engine,
@@ -281,7 +276,12 @@ async def run_batch(
             )
         if engine_settings.dry_run:
             return await run_engine(
-                items, action=action, settings=engine_settings, emit=emit, stats=stats
+                items,
+                action=action,
+                settings=engine_settings,
+                emit=emit,
+                emit_many=emit_many,
+                stats=stats,
             )
 
         async with connect(
@@ -300,6 +300,7 @@ async def run_batch(
                     action=action,
                     settings=engine_settings,
                     emit=emit,
+                    emit_many=emit_many,
                     tokens=tokens,
                     graph=graph,
                     stats=stats,
