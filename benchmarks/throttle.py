@@ -111,6 +111,8 @@ def main() -> None:
     table = []
     targets = {}
     for case, rate in cases.items():
+        if not samples[case]:
+            continue  # asked for 0 runs of this case
         d = summarize_samples(samples[case])
         s429 = sorted(x.extra["share_429"] for x in samples[case])
         d["share_429"] = s429[len(s429) // 2]
