@@ -9,6 +9,16 @@ import orjson
 import pytest
 
 # Every variable that could point a CLI run elsewhere than the test's simulator.
+PROXY_VARS = (
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+    "no_proxy",
+)
 ENV_NAMES = (
     "BATCHSYNC_GRAPH_URL",
     "BATCHSYNC_AUTHORITY_HOST",
@@ -17,11 +27,13 @@ ENV_NAMES = (
     "BATCHSYNC_REFRESH_TOKEN",
     "BATCHSYNC_CLIENT_SECRET",
     "BATCHSYNC_CLIENT_CERTIFICATE_PATH",
+    "BATCHSYNC_CLIENT_CERTIFICATE_PASSWORD",
     "BATCHSYNC_ACCOUNT",
     "AZURE_CLIENT_ID",
     "AZURE_CLIENT_SECRET",
     "AZURE_CLIENT_CERTIFICATE_PATH",
     "BATCHSYNC_TOKEN_CACHE",
+    *PROXY_VARS,
 )
 
 # Pace options that keep CLI tests fast against the simulator.

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from batchsync._auth import AuthMode, AuthSettings
 from batchsync._clouds import resolve_endpoints
@@ -81,3 +86,33 @@ def sim_config(
         ),
         **kw,
     )
+
+
+def client_certificate_pem(path: Path, *, password: str | None = None) -> bytes:
+    """Write a PEM with an RSA key (encrypted with ``password``) and its self-signed
+    certificate, as ``--certificate`` takes it; returns the certificate's PEM (to register)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "batchsync-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(key_pem + cert_pem)
+    return cert_pem

@@ -6,7 +6,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import datetime
 import http.server
 import json
 import logging
@@ -22,10 +21,7 @@ from typing import Any
 import pytest
 import requests
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from _support import client_certificate_pem
 from msal_extensions.persistence import PersistenceNotFound
 
 from batchsync._auth import (
@@ -143,31 +139,8 @@ def _endpoints(url: str) -> Endpoints:
 
 def _rsa_cert_pem(tmp_path: Path, *, password: str | None = None) -> tuple[Path, bytes]:
     """A self-signed RSA client certificate: (PEM file with key + cert, the cert's PEM)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "batchsync-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password.encode())
-        if password
-        else serialization.NoEncryption()
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     path = tmp_path / "client.pem"
-    path.write_bytes(key_pem + cert_pem)
-    return path, cert_pem
+    return path, client_certificate_pem(path, password=password)
 
 
 # --- settings -------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ Everything runs against the built-in simulator on 127.0.0.1 (real MSAL, real HTT
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import os
 import stat
@@ -18,12 +17,9 @@ from typing import Any
 
 import orjson
 import pytest
-from _support import make_rows, tenant_id, write_csv
+from _cli_support import ENV_NAMES
+from _support import client_certificate_pem, make_rows, tenant_id, write_csv
 from click.testing import CliRunner, Result
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from batchsync._entra_errors import RUN_STOP_CODES, TENANT_CODES
 from batchsync._token_cache import open_token_cache
@@ -33,28 +29,6 @@ from batchsync.simulator import TECHNICIAN_UPN, Simulator, start_in_thread
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--tenant-rate", "1000/1", "--timeout", "10"]
 DELEGATED = ["--auth", "delegated", *FAST]
-ENV_NAMES = [
-    "BATCHSYNC_GRAPH_URL",
-    "BATCHSYNC_AUTHORITY_HOST",
-    "BATCHSYNC_CA_BUNDLE",
-    "BATCHSYNC_CLIENT_ID",
-    "BATCHSYNC_REFRESH_TOKEN",
-    "BATCHSYNC_CLIENT_SECRET",
-    "BATCHSYNC_CLIENT_CERTIFICATE_PATH",
-    "BATCHSYNC_CLIENT_CERTIFICATE_PASSWORD",
-    "BATCHSYNC_ACCOUNT",
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "HTTPS_PROXY",
-    "HTTP_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "https_proxy",
-    "http_proxy",
-    "all_proxy",
-    "no_proxy",
-]
 TENANT_LEVEL = (50076, 50079, 53003, 65001, 50020, 50034, 500011)
 CERT_PASSWORD = "pem-password-that-must-not-leak"
 
@@ -356,41 +330,13 @@ def test_docs_explain_every_mapped_error() -> None:
 # --- confidential clients: certificates and secrets ----------------------------------------------
 
 
-def _client_pem(path: Path, *, password: str | None = None) -> bytes:
-    """Write a PEM with an RSA key (encrypted with ``password``) and its certificate."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "batchsync-cli-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password.encode())
-        if password
-        else serialization.NoEncryption()
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    path.write_bytes(key_pem + cert_pem)
-    return cert_pem
-
-
 @pytest.fixture
 def certificates(tmp_path: Path) -> tuple[Path, bytes, Path]:
     """(registered PEM with an encrypted key, its certificate, an unregistered PEM)."""
     registered = tmp_path / "app.pem"
-    cert_pem = _client_pem(registered, password=CERT_PASSWORD)
+    cert_pem = client_certificate_pem(registered, password=CERT_PASSWORD)
     other = tmp_path / "other.pem"
-    _client_pem(other)
+    client_certificate_pem(other)
     return registered, cert_pem, other
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from _cli_support import ENV_NAMES
 from _support import make_rows, tenant_id, write_csv
 from click.testing import CliRunner
 
@@ -22,20 +23,6 @@ from batchsync.simulator import (
     ThrottleConfig,
     start_in_thread,
 )
-
-ENV_NAMES = [
-    "BATCHSYNC_GRAPH_URL",
-    "BATCHSYNC_AUTHORITY_HOST",
-    "BATCHSYNC_CA_BUNDLE",
-    "BATCHSYNC_CLIENT_ID",
-    "BATCHSYNC_REFRESH_TOKEN",
-    "BATCHSYNC_CLIENT_SECRET",
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "BATCHSYNC_CLIENT_CERTIFICATE_PATH",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "BATCHSYNC_TOKEN_CACHE",
-]
 
 
 @pytest.fixture

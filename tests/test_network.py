@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import trustme
+from _cli_support import PROXY_VARS
 from _support import make_rows, tenant_id, write_csv
 from click.testing import CliRunner, Result
 
@@ -33,16 +34,6 @@ from batchsync.cli import main
 from batchsync.simulator import Simulator, start_in_thread
 
 FAST = ["--tenant-rate", "1000/1", "--timeout", "10"]
-PROXY_VARS = [
-    "HTTPS_PROXY",
-    "HTTP_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "https_proxy",
-    "http_proxy",
-    "all_proxy",
-    "no_proxy",
-]
 _REQUEST_LINE = re.compile(rb"(GET|POST|PUT|PATCH|DELETE|HEAD) (/[^ \r\n]*) HTTP/1\.[01]\r\n")
 
 
