@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 _PROBE_MARGIN = 0.03  # AdaptivePace climbs fast to this far under the rate that drew a 429
+_HOLD_WINDOWS = 5  # ...and holds there this many windows before probing beyond it
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(?:s|sec|seconds)?\s*$")
 
 
@@ -225,14 +226,16 @@ class AdaptivePace:
     to ``decrease`` times the rate actually achieved over the last ``window_s`` (the rate
     that drew the 429). Each ``window_s`` without a 429 raises it by the fraction
     ``increase`` (of itself, not of the ceiling: a ceiling far above the real limit must not
-    undo the lesson in one step) up to just under the rate that drew the last 429, then
-    probes beyond it ten times slower, since each 429 costs a whole Retry-After pause.
+    undo the lesson in one step) up to just under the rate that drew the last 429, holds there
+    for ``_HOLD_WINDOWS`` windows, then probes beyond it ten times slower, since each 429
+    costs a whole Retry-After pause.
     Reaching the ceiling drops the spacing. It also holds the tenant-wide pause set by
     Retry-After.
     """
 
     __slots__ = (
         "_bad_rps",
+        "_calm_windows",
         "_ceiling_rps",
         "_decrease",
         "_increase",
@@ -249,7 +252,7 @@ class AdaptivePace:
         ceiling: TenantRate,
         *,
         window_s: float | None = None,
-        decrease: float = 0.9,
+        decrease: float = 0.95,
         increase: float = 0.05,
     ) -> None:
         self._ceiling_rps = ceiling.max_requests / ceiling.period_s
@@ -258,6 +261,7 @@ class AdaptivePace:
         self._increase = increase
         self._rate_rps: float | None = None  # None: no learned limit (only the ceiling)
         self._bad_rps = math.inf  # the achieved rate that drew the last 429
+        self._calm_windows = 0  # windows held just under it since
         self._next_start = 0.0
         self._last_change = 0.0
         self._starts: deque[float] = deque()
@@ -287,6 +291,8 @@ class AdaptivePace:
             below_bad = self._bad_rps * (1.0 - _PROBE_MARGIN)
             if self._rate_rps < below_bad:
                 self._rate_rps = min(self._rate_rps * (1.0 + self._increase), below_bad)
+            elif self._calm_windows < _HOLD_WINDOWS:
+                self._calm_windows += 1  # hold just under the known limit a while first
             else:
                 self._rate_rps *= 1.0 + self._increase / 10
             self._last_change = now
@@ -305,6 +311,7 @@ class AdaptivePace:
         current = self._rate_rps if self._rate_rps is not None else self._ceiling_rps
         base = min(current, achieved) if achieved > 0 else current
         self._bad_rps = base
+        self._calm_windows = 0
         self._rate_rps = max(base * self._decrease, 1.0 / max(self._window_s, 1.0) / 10)
         self._last_change = now
         self._next_start = self.paused_until

@@ -32,7 +32,9 @@ async def test_throttled_run_every_row_ok_no_request_in_pause(tmp_path: Path) ->
     rows = make_rows(20, 10)
     cfg = SimulatorConfig(
         throttle=ThrottleConfig(write_limit=4, window_s=0.5, retry_after="float"),
-        faults=FaultConfig(retry_after_s=0.2),
+        # Pauses of 1 s or more: the simulator excuses the first 0.2 s (requests already on
+        # their way), so 0.75 s of each pause is watched.
+        faults=FaultConfig(retry_after_s=1.0),
     )
     async with run_simulator(cfg) as sim:
         report = tmp_path / "r.jsonl"

@@ -509,7 +509,7 @@ async def test_throttling_announces_retry_after_and_counts_early_requests(
         token = await client.token()
         accepted = [await client.sync(token) for _ in range(2)]
         throttled = await client.sync(token)
-        await asyncio.sleep(0.1)  # past the in-flight grace: this one ignores the pause
+        await asyncio.sleep(0.3)  # past the in-flight grace: this one ignores the pause
         early = await client.sync(token)
         other_tenant = await client.sync(await client.token(OTHER_TENANT))
     assert [a.status for a in accepted] == [204, 204]

@@ -19,8 +19,8 @@ A sync request is checked in this order; the first rule that matches answers:
 9. 204 No Content.
 
 Requests of a tenant arriving before the end of any Retry-After announced to it (429 or
-503) are counted in ``stats.requests_during_pause``, except those within 50 ms of the
-announcement (already in flight when it was sent) or of its end (clock skew).
+503) are counted in ``stats.requests_during_pause``, except those within 200 ms of the
+announcement (already on their way when it was sent) or 50 ms of its end (clock skew).
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ from ._tokens import TokenInvalid, b64url, unb64url
 __all__ = ["CONNECTOR_NAMESPACE", "Graph", "connector_ids", "format_retry_after"]
 
 CONNECTOR_NAMESPACE = uuid.UUID("8a4c5e1f-2b3d-4f6a-9c7e-1d2b3a4c5e6f")
-_PAUSE_TOLERANCE_S = 0.05
+_IN_FLIGHT_S = 0.2  # after a pause is announced: requests already on their way
+_SKEW_S = 0.05  # before it ends: clock skew
 _VERSION = r"/{ver:v1\.0|beta}"
 _EPOCH_2024 = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 _SYNC_TYPES = frozenset({"fullSync", "deltaSync"})
@@ -210,7 +211,7 @@ class Graph:
             )
         core.stats.graph_requests[tenant] += 1
         if core.limiter.within_announced_pause(
-            tenant, call.arrived, tolerance_s=_PAUSE_TOLERANCE_S
+            tenant, call.arrived, in_flight_s=_IN_FLIGHT_S, skew_s=_SKEW_S
         ):
             core.stats.requests_during_pause += 1
         return await inner(call, tenant)

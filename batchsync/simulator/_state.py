@@ -117,9 +117,10 @@ class TenantLimiter:
     requests that did not wait) and ``enforced`` (a tenant-throttling 429's Retry-After,
     during which every write of the tenant gets 429 again, as Graph keeps counting).
 
-    A request that arrives within ``tolerance_s`` after a pause was announced was in flight
-    before the client could read the announcement, and one within ``tolerance_s`` of its end
-    is clock skew: neither counts as arriving during the pause.
+    A request that arrives within ``in_flight_s`` after a pause was announced was on its way
+    before the client could read the announcement (a TLS handshake on a busy loop can take a
+    good part of that), and one within ``skew_s`` of its end is clock skew: neither counts as
+    arriving during the pause.
     """
 
     def __init__(self) -> None:
@@ -132,9 +133,11 @@ class TenantLimiter:
     def enforced_pause_left(self, tenant: str, now: float) -> float:
         return max(0.0, self._enforced_until.get(tenant, 0.0) - now)
 
-    def within_announced_pause(self, tenant: str, now: float, *, tolerance_s: float) -> bool:
-        start = self._announced_at.get(tenant, 0.0) + tolerance_s
-        return start <= now < self._announced_until.get(tenant, 0.0) - tolerance_s
+    def within_announced_pause(
+        self, tenant: str, now: float, *, in_flight_s: float, skew_s: float
+    ) -> bool:
+        start = self._announced_at.get(tenant, 0.0) + in_flight_s
+        return start <= now < self._announced_until.get(tenant, 0.0) - skew_s
 
     def announce(self, tenant: str, now: float, until: float, *, enforce: bool) -> None:
         """Record a Retry-After told to ``tenant`` at ``now``, ending at ``until``."""
