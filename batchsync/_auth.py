@@ -285,7 +285,6 @@ class _Msal:
         self._cache = cache
         self._username = username
         self._account: dict[str, Any] | None = None
-        self.rotated_tokens = 0
 
     def _new_app(self, tenant: str) -> Any:
         kwargs: dict[str, Any] = {
@@ -337,9 +336,7 @@ class _Msal:
             newer = result.pop("refresh_token", None)
             if isinstance(newer, str) and newer:
                 with self._lock:  # Entra rotates refresh tokens: keep the newest
-                    if newer != self._refresh_token:
-                        self._refresh_token = newer
-                        self.rotated_tokens += 1
+                    self._refresh_token = newer
             return result
         account = self._find_account(app)
         if account is None:

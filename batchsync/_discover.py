@@ -32,7 +32,6 @@ import csv
 import dataclasses
 import io
 import logging
-import os
 import random
 import sys
 import time
@@ -652,15 +651,7 @@ def _partner_tenant(config: DiscoverConfig) -> str:
 def _open_output(path: str, stdout: IO[bytes], *, overwrite: bool, what: str) -> ReportWriter:
     if path == "-":
         return ReportWriter.to_stream(stdout)
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0
-    if size and not overwrite:
-        raise ConfigError(
-            f"{what} {path!r} already exists and is not empty; pass --overwrite to replace it"
-        )
-    return ReportWriter.open_path(path, resume=False, overwrite=True)
+    return ReportWriter.open_path(path, resume=False, overwrite=overwrite, what=what)
 
 
 def _read_input(path: str, stdin: IO[bytes]) -> bytes:

@@ -331,7 +331,6 @@ class _Engine:
         self._interrupted = False
         self._reader: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
-        self._grace_task: asyncio.Task[None] | None = None
         self._sink_error: BatchsyncError | None = None
 
     def __repr__(self) -> str:
@@ -709,7 +708,7 @@ class _Engine:
             if job.state is _State.SLEEPING and job.task is not None:
                 job.task.cancel()
         if self._tg is not None:
-            self._grace_task = self._tg.create_task(self._grace())
+            self._tg.create_task(self._grace())
 
     async def _grace(self) -> None:
         sending = [j.task for j in self._live.values() if j.task is not None and not j.task.done()]

@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import logging
 import random
-import ssl
 import uuid
 from typing import Any
 
@@ -46,11 +45,10 @@ class GraphAnswer:
     body: bytes | None = None  # the body of a successful answer that has one (GETs)
 
 
-def open_session(
-    *, ca_bundle: str | None, limit: int, user_agent: str, ssl_context: ssl.SSLContext | None = None
-) -> aiohttp.ClientSession:
-    """One shared session: connection reuse across tenants, our trust, proxies from the env."""
-    ctx = ssl_context or make_ssl_context(ca_bundle)
+def open_session(*, ca_bundle: str | None, limit: int, user_agent: str) -> aiohttp.ClientSession:
+    """One shared session: connection reuse across tenants and our TLS trust (proxies are
+    applied per request, see ``env_proxy``)."""
+    ctx = make_ssl_context(ca_bundle)
     # trust_env stays off: with it aiohttp looks up proxies and ~/.netrc in a worker thread
     # on every request (two thread hops per row, the largest cost at scale). GraphClient
     # reads the proxy environment once instead (env_proxy), with the same rules.

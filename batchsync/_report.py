@@ -178,26 +178,33 @@ class ReportWriter:
         return cls(fd, name="<stdout>", owns_fd=False)
 
     @classmethod
-    def open_path(cls, path: str, *, resume: bool, overwrite: bool) -> ReportWriter:
-        """Open a report file for append, refusing to clobber an existing report silently."""
+    def open_path(
+        cls, path: str, *, resume: bool, overwrite: bool, what: str = "report"
+    ) -> ReportWriter:
+        """Open a report file for append, refusing to clobber an existing report silently.
+
+        ``what`` names the file in messages; only a ``report`` can be resumed.
+        """
         try:
             size = os.path.getsize(path)
         except FileNotFoundError:
             size = 0
         except OSError as exc:
-            raise ConfigError(f"report {path!r}: {exc.strerror}") from None
+            raise ConfigError(f"{what} {path!r}: {exc.strerror}") from None
         if size and not resume and not overwrite:
-            raise ConfigError(
-                f"report {path!r} already exists and is not empty; pass --resume to finish that "
-                "run, or --overwrite to replace it"
+            how = (
+                "pass --resume to finish that run, or --overwrite to replace it"
+                if what == "report"
+                else "pass --overwrite to replace it"
             )
+            raise ConfigError(f"{what} {path!r} already exists and is not empty; {how}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         if overwrite and not resume:
             flags |= os.O_TRUNC
         try:
             fd = os.open(path, flags, 0o644)
         except OSError as exc:
-            raise ConfigError(f"cannot open report {path!r}: {exc.strerror}") from None
+            raise ConfigError(f"cannot open {what} {path!r}: {exc.strerror}") from None
         if resume and size:
             _cut_torn_tail(fd, path)
         return cls(fd, name=path, owns_fd=True)

@@ -92,17 +92,6 @@ def merge_cache_states(
     return merged
 
 
-def _usernames_in(state: Mapping[str, Any]) -> list[str]:
-    accounts = state.get(_ACCOUNT)
-    names: list[str] = []
-    if isinstance(accounts, dict):
-        for entry in accounts.values():
-            name = entry.get("username") if isinstance(entry, dict) else None
-            if isinstance(name, str) and name and name not in names:
-                names.append(name)
-    return names
-
-
 def without_accounts(
     state: Mapping[str, Any], usernames: Collection[str] | None
 ) -> tuple[dict[str, Any], list[str]]:
