@@ -1,59 +1,79 @@
 """The Graph actions batchsync runs: the Intune Exchange connector sync, and its read-only check.
 
 Everything specific to exchange connectors lives here (with the input columns in
-``_input``): the request paths and bodies, what counts as success, and which row fields the
-report names, plus the reads ``discover`` needs (the connector list, GDAP customers). The
-engine, pacing, auth, report and discover only see ``GraphRequest`` values and
-``report_fields`` mappings, so another per-tenant Graph action is another module like this.
+``_input``): the request paths and bodies, what counts as success, which row fields the
+report names and how a 403 or 404 is explained, plus the reads ``discover`` needs (the
+connector list, GDAP customers). The engine, pacing, auth, report and discover only see
+``GraphRequest`` values, ``report_fields`` mappings and ``explain`` texts, so another
+per-tenant Graph action is another module like this.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Protocol
 
 import orjson
 
+from ._auth import AuthMode
+from ._graph import GraphRequest
 from ._input import Rejected, Row
 
 __all__ = [
-    "NOT_FOUND_HINT",
     "Action",
     "ExchangeConnectorCheck",
     "ExchangeConnectorSync",
-    "GraphRequest",
+    "explain_listing",
+    "forbidden_hint",
     "gdap_customers_request",
     "get_connector_request",
     "list_connectors_request",
 ]
 
 _CONNECTORS = "/deviceManagement/exchangeConnectors"
-
-# Appended by the engine to a 404's message: for both actions a 404 means the connector id
-# does not exist in the tenant whose token was used (wrong tenant, or the connector is gone).
-NOT_FOUND_HINT = "connector not found in this tenant"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class GraphRequest:
-    """One Graph call, relative to ``{graph_url}/{api_version}``."""
-
-    method: str
-    path: str
-    body: bytes | None = None
+_PERMISSION = "DeviceManagementServiceConfig.ReadWrite.All"
+# For both actions a 404 means the connector id does not exist in the tenant whose token
+# was used (wrong tenant, or the connector is gone).
+_NOT_FOUND = "connector not found in this tenant"
 
 
 class Action(Protocol):
     """What the engine needs to know about an action."""
-
-    # Put before a 404's message: what "not found" means for this action.
-    not_found_hint: str
 
     def request(self, row: Row) -> GraphRequest: ...
 
     def succeeded(self, status: int) -> bool: ...
 
     def report_fields(self, item: Row | Rejected) -> dict[str, str | None]: ...
+
+    def explain(self, status: int | None, message: str, mode: AuthMode | None) -> str:
+        """The report's message for a failed row: Graph's ``message`` plus what this status
+        means for this action (``mode``: how the token was obtained, None when unknown)."""
+        ...
+
+
+def forbidden_hint(permission: str, mode: AuthMode | None) -> str:
+    """What a 403 means: the token lacks ``permission`` (or, delegated, an Intune role)."""
+    if mode is AuthMode.APP:
+        return f"the app lacks the consented application permission {permission} in this tenant"
+    return (
+        "the signed-in account lacks an Intune role (e.g. Intune Administrator via GDAP) "
+        f"in this tenant, or the app lacks {permission}"
+    )
+
+
+def _explain(status: int | None, message: str, mode: AuthMode | None) -> str:
+    if status == 403:
+        return f"{message}; {forbidden_hint(_PERMISSION, mode)}"
+    if status == 404:
+        return f"{_NOT_FOUND}: {message}"
+    return message
+
+
+def explain_listing(status: int | None, message: str, mode: AuthMode | None) -> str:
+    """``discover``'s message for a listing that failed: a 403 is the missing permission."""
+    if status == 403:
+        return f"{message}; {forbidden_hint(_PERMISSION, mode)}"
+    return message
 
 
 class ExchangeConnectorSync:
@@ -62,8 +82,6 @@ class ExchangeConnectorSync:
     Graph answers 204 No Content when it accepted the sync; the on-premises connector
     does the work later, so 204 (or any 2xx) is success and nothing more can be known.
     """
-
-    not_found_hint = NOT_FOUND_HINT
 
     def request(self, row: Row) -> GraphRequest:
         # row.connector is a validated canonical GUID (see _input), safe in a path.
@@ -79,6 +97,9 @@ class ExchangeConnectorSync:
     def report_fields(self, item: Row | Rejected) -> dict[str, str | None]:
         return _row_fields(item)
 
+    def explain(self, status: int | None, message: str, mode: AuthMode | None) -> str:
+        return _explain(status, message, mode)
+
 
 class ExchangeConnectorCheck:
     """``GET /deviceManagement/exchangeConnectors/{id}``: ``run --check``, a read-only preflight.
@@ -88,8 +109,6 @@ class ExchangeConnectorCheck:
     200 with the connector; anything else is a failure the report explains.
     """
 
-    not_found_hint = NOT_FOUND_HINT
-
     def request(self, row: Row) -> GraphRequest:
         return get_connector_request(row)
 
@@ -98,6 +117,9 @@ class ExchangeConnectorCheck:
 
     def report_fields(self, item: Row | Rejected) -> dict[str, str | None]:
         return _row_fields(item)
+
+    def explain(self, status: int | None, message: str, mode: AuthMode | None) -> str:
+        return _explain(status, message, mode)
 
 
 def _row_fields(item: Row | Rejected) -> dict[str, str | None]:

@@ -29,7 +29,7 @@ from ._clouds import Endpoints, resolve_endpoints
 from ._engine import EngineSettings, RunStats, run_engine
 from ._input import Item, Row, SyncType, drop_duplicates, record_to_item
 from ._report import Outcome
-from ._runner import connect, forbidden_hint
+from ._runner import connect
 
 __all__ = ["Settings", "run"]
 
@@ -77,9 +77,6 @@ async def run(
     """
     queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
     credit = threading.Semaphore(settings.max_buffered)
-    engine_settings = dataclasses.replace(
-        settings.engine, forbidden_hint=forbidden_hint(settings.auth.resolved_mode())
-    )
 
     async def results() -> AsyncIterator[Outcome]:
         while (outcome := await queue.get()) is not None:
@@ -102,7 +99,7 @@ async def run(
                 await run_engine(
                     drop_duplicates(_items(rows, settings.default_sync_type, credit)),
                     action=ExchangeConnectorSync(),
-                    settings=engine_settings,
+                    settings=settings.engine,
                     emit=queue.put_nowait,
                     tokens=tokens,
                     graph=graph,

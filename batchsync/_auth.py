@@ -62,6 +62,7 @@ from batchsync._entra_errors import (
 )
 from batchsync._errors import AuthError, ConfigError, RunStoppingAuthError
 from batchsync._msal_http import LoopSession, MsalHttp, ResponseInfo, TrustedSession
+from batchsync._pacing import token_retry_wait
 from batchsync._token_cache import TokenCacheStore, open_token_cache
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "AuthSettings",
     "TokenCacheStatus",
     "TokenProvider",
+    "TokenSource",
     "default_token_cache_path",
     "login_device_code",
     "logout",
@@ -124,6 +126,21 @@ class AccessToken:
     value: str = dataclasses.field(repr=False)
     expires_at: float  # monotonic seconds (the provider's clock)
     tenant: str
+
+
+class TokenSource(Protocol):
+    """What the engine and discover need from auth (``TokenProvider`` is one)."""
+
+    @property
+    def mode(self) -> AuthMode | None:
+        """How tokens are obtained (worded into 403 messages); None when unknown."""
+        ...
+
+    async def get(self, tenant: str) -> AccessToken: ...
+
+    def invalidate(self, token: AccessToken) -> None: ...
+
+    def forget(self, tenant: str) -> None: ...
 
 
 class _BearerToken(Protocol):
@@ -849,13 +866,15 @@ class TokenProvider:
         """Seconds to wait before the next attempt, or None to give up."""
         if failure.action is not Action.RETRY or attempt_no >= self._retry_attempts:
             return None
-        backoff = min(self._retry_cap_s, self._retry_base_s * 2 ** (attempt_no - 1))
-        wait: float = backoff * (0.5 + random.random())
-        if failure.retry_after_s is not None:
-            wait = max(wait, failure.retry_after_s)
-        if self._clock() - began + wait > self._retry_total_s:
-            return None
-        return wait
+        return token_retry_wait(
+            attempt_no,
+            retry_after_s=failure.retry_after_s,
+            elapsed_s=self._clock() - began,
+            base_s=self._retry_base_s,
+            cap_s=self._retry_cap_s,
+            total_s=self._retry_total_s,
+            draw=random.random(),
+        )
 
     def _store(
         self, tenant: str, st: _TenantState, result: Mapping[str, Any], started: float

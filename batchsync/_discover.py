@@ -36,27 +36,26 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, Any, Protocol
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import orjson
 from aiolimiter import AsyncLimiter
 
-from ._action import GraphRequest, gdap_customers_request, list_connectors_request
-from ._auth import AccessToken, AuthMode, AuthSettings
+from ._action import explain_listing, gdap_customers_request, list_connectors_request
+from ._auth import AccessToken, AuthMode, AuthSettings, TokenSource
 from ._clouds import Endpoints
 from ._engine import EngineSettings
 from ._errors import AuthError, ConfigError, ErrorKind, RunStoppingAuthError
-from ._graph import GraphClient
+from ._graph import GraphClient, GraphRequest
 from ._input import SyncType, _field_of, canonical_connector, canonical_tenant
-from ._pacing import GiveUp, Retry, Success, decide, parse_retry_after
+from ._pacing import GiveUp, Refresh, Success, Tries, assess, parse_retry_after
 from ._report import ReportWriter
-from ._runner import connect, forbidden_hint
+from ._runner import connect
 
 __all__ = [
     "DiscoverConfig",
     "DiscoverStats",
-    "DiscoverTokens",
     "TenantFailure",
     "discover",
     "exit_status",
@@ -71,16 +70,6 @@ _MULTI_TENANT_AUTHORITIES = frozenset({"organizations", "common"})
 _FAILURES_KEPT = 50
 _MAX_PAGES = 10_000  # a loop guard: no real tenant has 10,000 pages of connectors
 _DELIMITERS = (",", ";", "\t", "|")
-
-
-class DiscoverTokens(Protocol):
-    """What discover needs from auth (``_auth.TokenProvider`` satisfies it)."""
-
-    async def get(self, tenant: str) -> AccessToken: ...
-
-    def invalidate(self, token: AccessToken) -> None: ...
-
-    def forget(self, tenant: str) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -355,7 +344,7 @@ class _Discoverer:
         self,
         config: DiscoverConfig,
         *,
-        tokens: DiscoverTokens,
+        tokens: TokenSource,
         graph: GraphClient,
         out: ReportWriter,
         errors: ReportWriter | None,
@@ -372,7 +361,6 @@ class _Discoverer:
         self.stats = stats
         self._slots = asyncio.Semaphore(self._s.concurrency)
         self._rng = random.Random()
-        self._hint_403 = forbidden_hint(config.auth.resolved_mode())
         self._graph_base = config.endpoints.graph_base
         self._stop: RunStoppingAuthError | None = None
 
@@ -447,9 +435,8 @@ class _Discoverer:
             ) from None
 
     async def _get(self, tenant: str, request: GraphRequest, limiter: AsyncLimiter) -> Any:
-        """One page's JSON, after the retries ``decide`` allows; raises ``_TenantFailed``."""
-        failures = throttled = 0
-        refreshed = False
+        """One page's JSON, after the retries ``assess`` allows; raises ``_TenantFailed``."""
+        tries = Tries()
         while True:
             token = await self._token(tenant)
             await limiter.acquire()
@@ -466,29 +453,20 @@ class _Discoverer:
                 status if status is not None else answer.code,
                 answer.client_request_id,
             )
-            if status == 401 and not refreshed:
-                refreshed = True  # refused token (revoked, or expired early): refresh once
-                self._tokens.invalidate(token)
-                continue
-            retry_after = parse_retry_after(answer.retry_after, now_epoch=time.time())
-            ok = status == 200
-            if status == 429 or (status in (503, 504) and retry_after is not None):
-                throttled += 1
-                self.stats.throttled_answers += 1
-            elif not ok:
-                failures += 1
-            decision = decide(
+            before = tries
+            decision, tries = assess(
                 self._s.retry,
+                before,
                 status=status,
-                ok=ok,
+                ok=status == 200,
                 failure=answer.failure,
-                retry_after_s=retry_after,
-                failures=failures,
-                throttled=throttled,
+                retry_after_s=parse_retry_after(answer.retry_after, now_epoch=time.time()),
                 draw=self._rng.random(),
                 code=answer.code,
                 message=answer.message,
             )
+            if tries.throttled > before.throttled:
+                self.stats.throttled_answers += 1
             if isinstance(decision, Success):
                 try:
                     return orjson.loads(answer.body or b"")
@@ -501,15 +479,12 @@ class _Discoverer:
                             "Graph sent a body that is not JSON",
                         )
                     ) from None
+            if isinstance(decision, Refresh):
+                self._tokens.invalidate(token)  # refused token (revoked, or expired early)
+                continue
             if isinstance(decision, GiveUp):
-                kind, message = decision.kind, decision.message
-                if status == 401:
-                    kind = ErrorKind.AUTH
-                    message = f"Graph refused the token even after a refresh: {answer.message}"
-                elif status == 403:
-                    message = f"{message}; {self._hint_403}"
-                raise _TenantFailed(TenantFailure(tenant, kind, decision.code, message))
-            assert isinstance(decision, Retry)
+                message = explain_listing(status, decision.message, self._tokens.mode)
+                raise _TenantFailed(TenantFailure(tenant, decision.kind, decision.code, message))
             if decision.pause_tenant:
                 log.info(
                     "tenant %s throttled (HTTP %s): pausing it %.1f s",
@@ -671,7 +646,7 @@ async def discover(
     stdout: IO[bytes] | None = None,
     echo: Callable[[str], None] = lambda _: None,
     stats: DiscoverStats | None = None,
-    tokens: DiscoverTokens | None = None,
+    tokens: TokenSource | None = None,
 ) -> DiscoverStats:
     """List the connectors of every tenant; ``ConfigError`` (exit 2) before any request.
 

@@ -30,28 +30,29 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from aiolimiter import AsyncLimiter
 
 from ._action import Action
-from ._auth import AccessToken
+from ._auth import AccessToken, TokenSource
 from ._errors import AuthError, BatchsyncError, ErrorKind, RunStoppingAuthError
 from ._graph import GraphAnswer, GraphClient
 from ._input import Item, Rejected, Row
 from ._pacing import (
     AdaptivePace,
     GiveUp,
-    Retry,
+    Refresh,
     RetryPolicy,
     Success,
     TenantRate,
-    decide,
+    Tries,
+    assess,
     parse_retry_after,
 )
 from ._report import Outcome, ReportError, Status
 
-__all__ = ["EngineSettings", "RunStats", "TokenSource", "run_engine"]
+__all__ = ["EngineSettings", "RunStats", "run_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,6 @@ _READ_BATCH = 512  # items the reader hands over at once
 _HANDOVER_S = 0.05  # a slow input's rows reach the engine at most this long after arriving
 _FAILED_TENANTS_KEPT = 50
 _T = TypeVar("_T")
-
-
-class TokenSource(Protocol):
-    """What the engine needs from auth (``_auth.TokenProvider`` satisfies it)."""
-
-    async def get(self, tenant: str) -> AccessToken: ...
-
-    def invalidate(self, token: AccessToken) -> None: ...
-
-    def forget(self, tenant: str) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,7 +73,6 @@ class EngineSettings:
     grace_s: float = 5.0
     dry_run: bool = False
     lookahead: int = 50_000  # rows held in memory at once (bounds memory; sets fairness reach)
-    forbidden_hint: str = ""  # appended to 403 messages (depends on the auth mode)
     # The status of a row whose request succeeded: ``ok`` for a sync, ``planned`` for the
     # read-only ``run --dry-run --check`` (requests are sent, so ``dry_run`` stays False).
     ok_status: Status = Status.OK
@@ -134,24 +124,20 @@ class _Job:
 
     __slots__ = (
         "attempts",
-        "failures",
         "last",
         "oks_at_throttle",
-        "refreshed",
         "row",
         "started_at",
         "state",
         "taken_at",
         "task",
-        "throttled",
+        "tries",
     )
 
     def __init__(self, row: Row) -> None:
         self.row = row
         self.attempts = 0
-        self.failures = 0
-        self.throttled = 0
-        self.refreshed = False
+        self.tries = Tries()
         self.last: GraphAnswer | None = None
         self.oks_at_throttle: int | None = None
         self.taken_at = time.time()
@@ -332,6 +318,7 @@ class _Engine:
         self._reader: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._sink_error: BatchsyncError | None = None
+        self._auth_mode = tokens.mode if tokens is not None else None
 
     def __repr__(self) -> str:
         return (
@@ -423,7 +410,7 @@ class _Engine:
                 status=status,
                 http_status=last.status if last else None,
                 attempts=job.attempts,
-                throttled=job.throttled,
+                throttled=job.tries.throttled,
                 error=error,
                 request_id=last.request_id if last else None,
                 client_request_id=last.client_request_id if last else None,
@@ -607,74 +594,57 @@ class _Engine:
         self.stats.requests += 1
         job.last = answer
         status = answer.status
-        if status == 401 and not job.refreshed:
-            # The token was refused (revoked, or expired early): refresh once, try again.
-            assert self._tokens is not None
-            job.refreshed = True
-            self._tokens.invalidate(token)
-            self._requeue(lane, job, front=True)
-            return
         retry_after = parse_retry_after(answer.retry_after, now_epoch=time.time())
-        ok = status is not None and self._action.succeeded(status)
-        throttled = status == 429 or (status in (503, 504) and retry_after is not None)
-        if throttled:
-            job.throttled += 1
-            self.stats.throttled_answers += 1
-            if job.oks_at_throttle is None:
-                job.oks_at_throttle = lane.oks
-        elif not ok:
-            job.failures += 1
-        decision = decide(
+        before = job.tries
+        decision, job.tries = assess(
             self._s.retry,
+            before,
             status=status,
-            ok=ok,
+            ok=status is not None and self._action.succeeded(status),
             failure=answer.failure,
             retry_after_s=retry_after,
-            failures=job.failures,
-            throttled=job.throttled,
             draw=self._rng.random(),
             code=answer.code,
             message=answer.message,
         )
+        if job.tries.throttled > before.throttled:
+            self.stats.throttled_answers += 1
+            if job.oks_at_throttle is None:
+                job.oks_at_throttle = lane.oks
         if isinstance(decision, Success):
             lane.oks += 1
             self._finish(lane, job, self._s.ok_status)
+        elif isinstance(decision, Refresh):
+            # The token was refused (revoked, or expired early): refresh once, try again.
+            assert self._tokens is not None
+            self._tokens.invalidate(token)
+            self._requeue(lane, job, front=True)
         elif isinstance(decision, GiveUp):
-            if (
-                throttled
-                and retry_after is not None
-                and retry_after <= self._s.retry.max_retry_after_s
-            ):
+            if decision.pause_s is not None:
                 # This row is out of tries, but the answer still holds the whole tenant:
                 # its other rows must not start inside the pause the server announced.
-                lane.pace.on_throttled(self._clock(), retry_after)
-            kind, message = decision.kind, decision.message
-            if status == 401:
-                kind = ErrorKind.AUTH
-                message = f"Graph refused the token even after a refresh: {answer.message}"
-            elif status == 403 and self._s.forbidden_hint:
-                message = f"{message}; {self._s.forbidden_hint}"
-            elif kind is ErrorKind.THROTTLED:
+                lane.pace.on_throttled(self._clock(), decision.pause_s)
+            message = self._action.explain(status, decision.message, self._auth_mode)
+            if decision.kind is ErrorKind.THROTTLED:
                 message = f"{message}; {_throttle_scope(lane, job)}"
-            elif status == 404 and self._action.not_found_hint:
-                message = f"{self._action.not_found_hint}: {message}"
-            self._finish(lane, job, Status.FAILED, ReportError(kind, decision.code, message))
-        elif isinstance(decision, Retry):
-            if decision.pause_tenant:
-                lane.pace.on_throttled(self._clock(), decision.wait_s)
-                log.info(
-                    "tenant %s throttled (HTTP %s): pausing it %.1f s",
-                    lane.tenant,
-                    status,
-                    decision.wait_s,
-                )
-                self._requeue(lane, job, front=True)
-            else:
-                if self._interrupted:
-                    return  # no retry will start now: the row ends `interrupted` at once
-                job.state = _State.SLEEPING
-                await asyncio.sleep(decision.wait_s)
-                self._requeue(lane, job, front=False)
+            self._finish(
+                lane, job, Status.FAILED, ReportError(decision.kind, decision.code, message)
+            )
+        elif decision.pause_tenant:
+            lane.pace.on_throttled(self._clock(), decision.wait_s)
+            log.info(
+                "tenant %s throttled (HTTP %s): pausing it %.1f s",
+                lane.tenant,
+                status,
+                decision.wait_s,
+            )
+            self._requeue(lane, job, front=True)
+        else:
+            if self._interrupted:
+                return  # no retry will start now: the row ends `interrupted` at once
+            job.state = _State.SLEEPING
+            await asyncio.sleep(decision.wait_s)
+            self._requeue(lane, job, front=False)
 
     def _requeue(self, lane: _Lane, job: _Job, *, front: bool) -> None:
         job.state = _State.QUEUED

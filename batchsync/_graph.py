@@ -13,22 +13,27 @@ import dataclasses
 import logging
 import random
 import uuid
-from typing import Any
 
 import aiohttp
 import orjson
-from aiohttp.helpers import get_env_proxy_for_url
-from yarl import URL
 
-from ._action import GraphRequest
 from ._errors import ErrorKind
-from ._tls import make_ssl_context
+from ._net import env_proxy
 
-__all__ = ["GraphAnswer", "GraphClient", "env_proxy", "open_session"]
+__all__ = ["GraphAnswer", "GraphClient", "GraphRequest"]
 
 log = logging.getLogger(__name__)
 
 _MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GraphRequest:
+    """One Graph call, relative to ``{graph_url}/{api_version}``."""
+
+    method: str
+    path: str
+    body: bytes | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,43 +48,6 @@ class GraphAnswer:
     message: str = ""
     failure: ErrorKind | None = None  # network or timeout when no status came back
     body: bytes | None = None  # the body of a successful answer that has one (GETs)
-
-
-def open_session(*, ca_bundle: str | None, limit: int, user_agent: str) -> aiohttp.ClientSession:
-    """One shared session: connection reuse across tenants and our TLS trust (proxies are
-    applied per request, see ``env_proxy``)."""
-    ctx = make_ssl_context(ca_bundle)
-    # trust_env stays off: with it aiohttp looks up proxies and ~/.netrc in a worker thread
-    # on every request (two thread hops per row, the largest cost at scale). GraphClient
-    # reads the proxy environment once instead (env_proxy), with the same rules.
-    connector = aiohttp.TCPConnector(
-        ssl=ctx,
-        limit=max(1, limit),
-        limit_per_host=0,
-        ttl_dns_cache=300,
-        enable_cleanup_closed=True,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        trust_env=False,
-        headers={"User-Agent": user_agent, "Accept": "application/json"},
-        json_serialize=lambda obj: orjson.dumps(obj).decode(),
-        raise_for_status=False,
-        auto_decompress=True,
-    )
-
-
-def env_proxy(url: str) -> dict[str, Any]:
-    """``proxy``/``proxy_headers`` arguments for ``url`` from HTTPS_PROXY, HTTP_PROXY and
-    NO_PROXY (aiohttp's own ``trust_env`` rules, credentials in the proxy URL included)."""
-    try:
-        proxy, auth = get_env_proxy_for_url(URL(url))
-    except LookupError:
-        return {}
-    kwargs: dict[str, Any] = {"proxy": proxy}
-    if auth is not None:
-        kwargs["proxy_headers"] = {"Proxy-Authorization": auth.encode()}
-    return kwargs
 
 
 class GraphClient:

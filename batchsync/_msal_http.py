@@ -3,7 +3,7 @@
 ``requests`` lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` replace the ``verify=`` a
 caller gave (psf/requests#3829), so MSAL's own ``verify=`` cannot carry ``--ca-bundle``.
 This session pins trust to one ``SSLContext`` (system store + ``--ca-bundle``, from
-``_tls.make_ssl_context``) on every pool, including the TLS tunnelled through a proxy and
+``_net.make_ssl_context``) on every pool, including the TLS tunnelled through a proxy and
 the TLS to an ``https://`` proxy itself, and keeps ``trust_env`` for ``HTTPS_PROXY`` /
 ``HTTP_PROXY`` / ``NO_PROXY``. Verification is never turned off.
 
@@ -31,9 +31,8 @@ from requests.sessions import merge_setting
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_environ_proxies
 
-from batchsync._graph import env_proxy
+from batchsync._net import env_proxy, make_ssl_context
 from batchsync._pacing import parse_retry_after
-from batchsync._tls import make_ssl_context
 
 __all__ = ["LoopSession", "MsalHttp", "ResponseInfo", "TrustedSession"]
 

@@ -2,8 +2,10 @@
 
 Rules of this module:
 
-1. Every retry decision lives here; nothing here sleeps, reads a clock or does I/O.
-   Callers pass ``now`` (seconds on their own monotonic clock) and random draws in ``[0, 1)``.
+1. Every retry decision lives here (a row's attempts in ``assess``, a token acquisition's in
+   ``token_retry_wait``, a tenant's pace in ``AdaptivePace``); nothing here sleeps, reads a
+   clock or does I/O. Callers pass ``now`` (seconds on their own monotonic clock), elapsed
+   times and random draws in ``[0, 1)``.
 2. A throttled answer (429, or 503/504 carrying Retry-After) pauses the whole tenant and is
    bounded by ``max_throttled``; any other retryable failure backs off that row alone and is
    bounded by ``max_attempts``. A wait longer than ``max_retry_after_s`` is never slept: the
@@ -25,13 +27,17 @@ __all__ = [
     "AdaptivePace",
     "Decision",
     "GiveUp",
+    "Refresh",
     "Retry",
     "RetryPolicy",
     "Success",
     "TenantRate",
+    "Tries",
+    "assess",
     "backoff_s",
-    "decide",
+    "is_throttle",
     "parse_retry_after",
+    "token_retry_wait",
 ]
 
 _PROBE_MARGIN = 0.03  # AdaptivePace climbs fast to this far under the rate that drew a 429
@@ -114,14 +120,56 @@ def backoff_s(attempt: int, *, base_s: float, cap_s: float, draw: float) -> floa
     ``attempt`` counts from 1; ``draw`` is a uniform random number in ``[0, 1)``. Full
     jitter spreads the retries of many rows that failed together (AWS architecture blog).
     """
-    exp = min(max(attempt, 1) - 1, 62)
-    ceiling = min(cap_s, base_s * (2.0**exp))
-    return max(0.0, min(cap_s, draw * ceiling))
+    return max(0.0, min(cap_s, draw * _ceiling_s(attempt, base_s, cap_s)))
+
+
+def token_retry_wait(
+    attempt: int,
+    *,
+    retry_after_s: float | None,
+    elapsed_s: float,
+    base_s: float,
+    cap_s: float,
+    total_s: float,
+    draw: float,
+) -> float | None:
+    """Seconds before token attempt ``attempt + 1``, or None when the budget is spent.
+
+    Equal jitter, ``min(cap_s, base_s * 2 ** (attempt - 1)) * (0.5 + draw)``, at least
+    Entra's Retry-After, and never past ``total_s`` since the acquisition began
+    (``elapsed_s`` ago). Equal rather than full jitter: a token request backs off one
+    tenant's acquisition, not a crowd of rows, and must not retry at once.
+    """
+    wait = _ceiling_s(attempt, base_s, cap_s) * (0.5 + draw)
+    if retry_after_s is not None:
+        wait = max(wait, retry_after_s)
+    if elapsed_s + wait > total_s:
+        return None
+    return wait
+
+
+def _ceiling_s(attempt: int, base_s: float, cap_s: float) -> float:
+    """The un-jittered exponential ceiling ``min(cap_s, base_s * 2 ** (attempt - 1))``."""
+    return min(cap_s, base_s * (2.0 ** min(max(attempt, 1) - 1, 62)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tries:
+    """What one row's attempts have used up so far (``assess`` returns it updated)."""
+
+    failures: int = 0  # failed tries other than throttling (bounded by max_attempts)
+    throttled: int = 0  # throttled answers (bounded by max_throttled)
+    refreshed: bool = False  # the token was refreshed once after a Graph 401
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Success:
     """The action succeeded."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refresh:
+    """Graph refused the token (401): get a fresh one and try again at once, once."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,86 +183,115 @@ class Retry:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class GiveUp:
-    """The row ends ``failed`` with this error."""
+    """The row ends ``failed`` with this error.
+
+    ``pause_s``: the answer still announced a tenant-wide pause (a throttled row out of
+    tries): the tenant's other rows must not start inside it.
+    """
 
     kind: ErrorKind
     code: str | None
     message: str
+    pause_s: float | None = None
 
 
-Decision = Success | Retry | GiveUp
+Decision = Success | Refresh | Retry | GiveUp
 
 _RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
 _THROTTLE_WITH_RETRY_AFTER = frozenset({503, 504})
 
 
-def decide(
+def is_throttle(status: int | None, retry_after_s: float | None) -> bool:
+    """A throttled answer: 429, or 503/504 carrying Retry-After (graph-notes, Throttling)."""
+    return status == 429 or (status in _THROTTLE_WITH_RETRY_AFTER and retry_after_s is not None)
+
+
+def assess(
     policy: RetryPolicy,
+    tries: Tries,
     *,
     status: int | None,
     ok: bool = False,
     failure: ErrorKind | None = None,
     retry_after_s: float | None = None,
-    failures: int,
-    throttled: int,
     draw: float,
     code: str | None = None,
     message: str = "",
-) -> Decision:
-    """Decide what follows one attempt.
+) -> tuple[Decision, Tries]:
+    """What follows one attempt, and the row's tries counting it.
 
-    ``failures`` counts this row's non-throttled failed tries including this one,
-    ``throttled`` its throttled answers including this one. ``failure`` is set (network or
-    timeout) when no HTTP status came back. ``ok`` says the action accepted the status.
+    ``failure`` is set (network or timeout) when no HTTP status came back; ``ok`` says the
+    action accepted the status. A first 401 asks for a fresh token and costs no try; a 401
+    after that is an ``auth`` failure. Throttled answers count against ``max_throttled``,
+    everything else against ``max_attempts`` (rule 2).
     """
     if ok:
-        return Success()
-    is_throttle = status == 429 or (
-        status in _THROTTLE_WITH_RETRY_AFTER and retry_after_s is not None
-    )
-    if is_throttle:
-        if throttled > policy.max_throttled:
-            return GiveUp(
-                ErrorKind.THROTTLED,
-                code or "TooManyRequests",
-                f"still throttled after {throttled} throttled answers (--max-throttled "
-                f"{policy.max_throttled}); {message}".rstrip("; "),
-            )
-        if retry_after_s is None:
-            wait = backoff_s(
-                throttled,
-                base_s=max(policy.backoff_base_s, 1.0),
-                cap_s=policy.backoff_cap_s,
-                draw=draw,
-            )
-            # Keep a floor of half the un-jittered ceiling: a throttled tenant needs real rest.
-            wait = max(wait, min(policy.backoff_cap_s, max(policy.backoff_base_s, 1.0)) / 2)
-        else:
-            wait = retry_after_s
-        if wait > policy.max_retry_after_s:
-            return GiveUp(
-                ErrorKind.THROTTLED,
-                code or "TooManyRequests",
-                f"Retry-After {wait:g} s exceeds --max-retry-after {policy.max_retry_after_s:g} s",
-            )
-        return Retry(wait_s=wait, pause_tenant=True, throttled=True)
-
+        return Success(), tries
+    if status == 401 and not tries.refreshed:
+        return Refresh(), dataclasses.replace(tries, refreshed=True)
+    if is_throttle(status, retry_after_s):
+        tries = dataclasses.replace(tries, throttled=tries.throttled + 1)
+        return _throttled(policy, tries.throttled, retry_after_s, draw, code, message), tries
+    tries = dataclasses.replace(tries, failures=tries.failures + 1)
+    if status == 401:
+        return GiveUp(
+            ErrorKind.AUTH, code, f"Graph refused the token even after a refresh: {message}"
+        ), tries
     if failure is not None or status in _RETRYABLE_STATUSES:
         kind = failure if failure is not None else ErrorKind.HTTP
-        if failures >= policy.max_attempts:
+        if tries.failures >= policy.max_attempts:
             what = f"HTTP {status}" if status is not None else kind.value
             return GiveUp(
                 kind,
                 code,
-                f"{what} on each of {failures} attempts (--max-attempts {policy.max_attempts})"
-                + (f": {message}" if message else ""),
-            )
+                f"{what} on each of {tries.failures} attempts (--max-attempts "
+                f"{policy.max_attempts})" + (f": {message}" if message else ""),
+            ), tries
         wait = backoff_s(
-            failures, base_s=policy.backoff_base_s, cap_s=policy.backoff_cap_s, draw=draw
+            tries.failures, base_s=policy.backoff_base_s, cap_s=policy.backoff_cap_s, draw=draw
         )
-        return Retry(wait_s=wait, pause_tenant=False, throttled=False)
+        return Retry(wait_s=wait, pause_tenant=False, throttled=False), tries
+    return GiveUp(ErrorKind.HTTP, code, message or f"HTTP {status}"), tries
 
-    return GiveUp(ErrorKind.HTTP, code, message or f"HTTP {status}")
+
+def _throttled(
+    policy: RetryPolicy,
+    throttled: int,
+    retry_after_s: float | None,
+    draw: float,
+    code: str | None,
+    message: str,
+) -> Decision:
+    """The decision for a throttled answer, the row's ``throttled``-th."""
+    code = code or "TooManyRequests"
+    # A row out of tries still leaves the tenant paused for what the server announced.
+    pause = (
+        retry_after_s
+        if retry_after_s is not None and retry_after_s <= policy.max_retry_after_s
+        else None
+    )
+    if throttled > policy.max_throttled:
+        return GiveUp(
+            ErrorKind.THROTTLED,
+            code,
+            f"still throttled after {throttled} throttled answers (--max-throttled "
+            f"{policy.max_throttled}); {message}".rstrip("; "),
+            pause_s=pause,
+        )
+    if retry_after_s is None:
+        base = max(policy.backoff_base_s, 1.0)
+        wait = backoff_s(throttled, base_s=base, cap_s=policy.backoff_cap_s, draw=draw)
+        # Keep a floor of half the un-jittered ceiling: a throttled tenant needs real rest.
+        wait = max(wait, min(policy.backoff_cap_s, base) / 2)
+    else:
+        wait = retry_after_s
+    if wait > policy.max_retry_after_s:
+        return GiveUp(
+            ErrorKind.THROTTLED,
+            code,
+            f"Retry-After {wait:g} s exceeds --max-retry-after {policy.max_retry_after_s:g} s",
+        )
+    return Retry(wait_s=wait, pause_tenant=True, throttled=True)
 
 
 class AdaptivePace:

@@ -17,14 +17,12 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import IO, BinaryIO, TypeVar, cast
 
-import aiohttp
-
 from ._action import Action, ExchangeConnectorCheck, ExchangeConnectorSync
-from ._auth import AuthMode, AuthSettings, TokenProvider
+from ._auth import AuthSettings, TokenProvider
 from ._clouds import Endpoints
 from ._engine import EngineSettings, RunStats, run_engine
 from ._errors import ConfigError
-from ._graph import GraphClient, env_proxy, open_session
+from ._graph import GraphClient
 from ._input import (
     InputFormat,
     Item,
@@ -34,17 +32,13 @@ from ._input import (
     drop_duplicates,
     read_items,
 )
+from ._net import open_session, preflight, user_agent
 from ._report import Outcome, ReportWriter, Status, read_resume_keys, resume_key
 from ._shard import in_shard
-from ._version import __version__
 
-__all__ = ["RunConfig", "connect", "run_batch", "user_agent"]
+__all__ = ["RunConfig", "connect", "run_batch"]
 
 log = logging.getLogger(__name__)
-
-
-def user_agent() -> str:
-    return f"batchsync/{__version__} (+aiohttp/{aiohttp.__version__})"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,46 +168,6 @@ def _prime(items: Iterator[Item]) -> Iterator[Item]:
     return chain()
 
 
-async def preflight(session: aiohttp.ClientSession, urls: Iterable[str], timeout_s: float) -> None:
-    """Reach each endpoint once; a TLS or connection failure is a configuration error (exit 2)."""
-    for url in dict.fromkeys(urls):
-        try:
-            async with asyncio.timeout(timeout_s):
-                async with session.get(url, allow_redirects=False, **env_proxy(url)) as resp:
-                    resp.release()
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise ConfigError(
-                f"cannot trust {url}: TLS certificate verification failed "
-                f"({exc.certificate_error}); "
-                "if a proxy inspects TLS, pass its CA certificate with --ca-bundle"
-            ) from None
-        except aiohttp.ClientSSLError as exc:
-            raise ConfigError(
-                f"TLS with {url} failed ({exc}); check --ca-bundle and the proxy settings"
-            ) from None
-        except TimeoutError:  # before OSError, its base class since Python 3.11
-            raise ConfigError(
-                f"no answer from {url} within {timeout_s:g} s; check the network and the proxy"
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ConfigError(
-                f"cannot reach {url} ({str(exc) or type(exc).__name__}); check the network, the "
-                "proxy (HTTPS_PROXY/NO_PROXY) and --graph-url/--authority-host"
-            ) from None
-
-
-def forbidden_hint(mode: AuthMode) -> str:
-    if mode is AuthMode.APP:
-        return (
-            "the app lacks the consented application permission "
-            "DeviceManagementServiceConfig.ReadWrite.All in this tenant"
-        )
-    return (
-        "the signed-in account lacks an Intune role (e.g. Intune Administrator via GDAP) "
-        "in this tenant, or the app lacks DeviceManagementServiceConfig.ReadWrite.All"
-    )
-
-
 async def run_batch(
     config: RunConfig,
     *,
@@ -264,10 +218,7 @@ async def run_batch(
                 for outcome in outcomes:
                     on_outcome(outcome)
 
-        engine_settings = dataclasses.replace(
-            config.engine,
-            forbidden_hint=forbidden_hint(config.auth.resolved_mode()),
-        )
+        engine_settings = config.engine
         if config.check:
             # The check sends its GETs, so the engine must not run dry; it syncs nothing,
             # so a row that passes is `planned`, as in a dry run.

@@ -220,6 +220,8 @@ async def test_run_stopping_error_fails_every_row(tmp_path: Path) -> None:
 class _StaleUntilInvalidated:
     """Serves a token Graph refuses until the engine invalidates it, then real ones."""
 
+    mode = None  # tokens from elsewhere: 403 messages use the generic hint
+
     def __init__(self, inner: object) -> None:
         self.inner = inner
         self.invalidated: list[str] = []
@@ -239,7 +241,8 @@ class _StaleUntilInvalidated:
 async def test_graph_401_refreshes_token_once(tmp_path: Path) -> None:
     """A Graph 401 makes the row fetch a fresh token and try again; the row ends ok."""
     from batchsync._engine import run_engine
-    from batchsync._graph import GraphClient, open_session
+    from batchsync._graph import GraphClient
+    from batchsync._net import open_session
     from batchsync._runner import build_items
 
     rows = make_rows(2, 1)

@@ -20,8 +20,9 @@ from _support import sim_config
 from batchsync._action import ExchangeConnectorSync
 from batchsync._auth import TokenProvider
 from batchsync._engine import _READ_BATCH, EngineSettings, run_engine
-from batchsync._graph import GraphClient, open_session
+from batchsync._graph import GraphClient
 from batchsync._input import Row, SyncType
+from batchsync._net import open_session
 from batchsync._pacing import TenantRate
 from batchsync._report import Outcome
 from batchsync.simulator import Simulator, SimulatorConfig, ThrottleConfig, run_simulator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -11,14 +12,18 @@ from hypothesis import strategies as st
 from batchsync._errors import ErrorKind
 from batchsync._pacing import (
     AdaptivePace,
+    Decision,
     GiveUp,
+    Refresh,
     Retry,
     RetryPolicy,
     Success,
     TenantRate,
+    Tries,
+    assess,
     backoff_s,
-    decide,
     parse_retry_after,
+    token_retry_wait,
 )
 
 NOW = 1_800_000_000.0
@@ -79,20 +84,60 @@ def test_backoff_grows_exponentially() -> None:
     assert waits == pytest.approx([0.5, 1.0, 2.0, 4.0, 4.0], rel=1e-5)
 
 
+def _assess(
+    status: int | None,
+    *,
+    failures: int = 0,
+    throttled: int = 0,
+    refreshed: bool = False,
+    **kw: Any,
+) -> Decision:
+    """``assess`` with the row's tries *before* this answer."""
+    decision, _ = assess(
+        POLICY,
+        Tries(failures=failures, throttled=throttled, refreshed=refreshed),
+        status=status,
+        draw=kw.pop("draw", 0.5),
+        **kw,
+    )
+    return decision
+
+
 def test_success() -> None:
     """An answer the action accepts ends the row ok."""
-    assert decide(POLICY, status=204, ok=True, failures=0, throttled=0, draw=0.5) == Success()
+    assert _assess(204, ok=True) == Success()
+
+
+def test_first_401_refreshes_then_fails_auth() -> None:
+    """A first 401 asks for a fresh token without costing a try; a second is an auth failure."""
+    decision, tries = assess(POLICY, Tries(), status=401, draw=0.5, message="expired")
+    assert decision == Refresh()
+    assert tries == Tries(refreshed=True)
+    decision, tries = assess(POLICY, tries, status=401, draw=0.5, message="expired")
+    assert isinstance(decision, GiveUp)
+    assert decision.kind is ErrorKind.AUTH
+    assert "even after a refresh: expired" in decision.message
+    assert tries.failures == 1
+
+
+def test_assess_counts_tries() -> None:
+    """Throttled answers and other failures are counted apart; success counts nothing."""
+    _, tries = assess(POLICY, Tries(), status=429, retry_after_s=1.0, draw=0.5)
+    _, tries = assess(POLICY, tries, status=500, draw=0.5)
+    _, tries = assess(POLICY, tries, status=503, retry_after_s=2.0, draw=0.5)
+    _, tries = assess(POLICY, tries, status=204, ok=True, draw=0.5)
+    assert tries == Tries(failures=1, throttled=2)
 
 
 def test_429_with_retry_after_pauses_tenant() -> None:
     """429 with Retry-After waits exactly that long and pauses the whole tenant."""
-    d = decide(POLICY, status=429, retry_after_s=12.0, failures=0, throttled=1, draw=0.5)
+    d = _assess(429, retry_after_s=12.0)
     assert d == Retry(wait_s=12.0, pause_tenant=True, throttled=True)
 
 
 def test_429_without_retry_after_backs_off() -> None:
     """429 without Retry-After (Intune's habit) still pauses the tenant, with a positive backoff."""
-    d = decide(POLICY, status=429, failures=0, throttled=2, draw=0.0)
+    d = _assess(429, throttled=1, draw=0.0)
     assert isinstance(d, Retry)
     assert d.pause_tenant
     assert d.wait_s > 0
@@ -100,29 +145,30 @@ def test_429_without_retry_after_backs_off() -> None:
 
 def test_503_with_retry_after_is_throttling() -> None:
     """503 carrying Retry-After counts as throttled, not as a failed attempt."""
-    d = decide(POLICY, status=503, retry_after_s=3.0, failures=0, throttled=1, draw=0.5)
+    d = _assess(503, retry_after_s=3.0)
     assert d == Retry(wait_s=3.0, pause_tenant=True, throttled=True)
 
 
 def test_huge_retry_after_gives_up() -> None:
     """A Retry-After beyond --max-retry-after ends the row throttled instead of sleeping."""
-    d = decide(POLICY, status=429, retry_after_s=3600.0, failures=0, throttled=1, draw=0.5)
+    d = _assess(429, retry_after_s=3600.0)
     assert isinstance(d, GiveUp)
     assert d.kind is ErrorKind.THROTTLED
     assert "3600" in d.message
 
 
 def test_too_many_throttled_answers_give_up() -> None:
-    """More throttled answers than --max-throttled end the row throttled."""
-    d = decide(POLICY, status=429, retry_after_s=1.0, failures=0, throttled=5, draw=0.5)
+    """More throttled answers than --max-throttled end the row throttled, the pause kept."""
+    d = _assess(429, retry_after_s=1.0, throttled=4)
     assert isinstance(d, GiveUp)
     assert d.kind is ErrorKind.THROTTLED
+    assert d.pause_s == 1.0
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
 def test_transient_status_retries_row_only(status: int) -> None:
     """5xx without Retry-After backs off this row alone."""
-    d = decide(POLICY, status=status, failures=1, throttled=0, draw=0.5)
+    d = _assess(status)
     assert isinstance(d, Retry)
     assert not d.pause_tenant
 
@@ -139,10 +185,8 @@ def test_max_attempts_bounds_failures(
     failure: ErrorKind | None, status: int | None, kind: ErrorKind
 ) -> None:
     """The --max-attempts-th failure gives up with the failure's kind."""
-    assert isinstance(
-        decide(POLICY, status=status, failure=failure, failures=2, throttled=0, draw=0.1), Retry
-    )
-    d = decide(POLICY, status=status, failure=failure, failures=3, throttled=0, draw=0.1)
+    assert isinstance(_assess(status, failure=failure, failures=1, draw=0.1), Retry)
+    d = _assess(status, failure=failure, failures=2, draw=0.1)
     assert isinstance(d, GiveUp)
     assert d.kind is kind
 
@@ -150,7 +194,7 @@ def test_max_attempts_bounds_failures(
 @pytest.mark.parametrize("status", [400, 403, 404, 409])
 def test_permanent_status_gives_up_at_once(status: int) -> None:
     """Client errors are not retried; the Graph code is kept."""
-    d = decide(POLICY, status=status, failures=1, throttled=0, draw=0.5, code="Forbidden")
+    d = _assess(status, code="Forbidden")
     assert isinstance(d, GiveUp)
     assert d.kind is ErrorKind.HTTP
     assert d.code == "Forbidden"
@@ -161,24 +205,59 @@ def test_permanent_status_gives_up_at_once(status: int) -> None:
     retry_after=st.one_of(st.none(), st.floats(min_value=0, max_value=10_000)),
     failures=st.integers(min_value=0, max_value=10),
     throttled=st.integers(min_value=0, max_value=40),
+    refreshed=st.booleans(),
     draw=st.floats(min_value=0, max_value=0.999),
 )
 def test_waits_are_bounded(
-    status: int | None, retry_after: float | None, failures: int, throttled: int, draw: float
+    status: int | None,
+    retry_after: float | None,
+    failures: int,
+    throttled: int,
+    refreshed: bool,
+    draw: float,
 ) -> None:
-    """Every retry waits >= 0 and never longer than --max-retry-after."""
-    d = decide(
-        POLICY,
-        status=status,
+    """Every retry waits >= 0 and never longer than --max-retry-after; so does a kept pause."""
+    d = _assess(
+        status,
         ok=status in (200, 204),
         failure=ErrorKind.NETWORK if status is None else None,
         retry_after_s=retry_after,
         failures=failures,
         throttled=throttled,
+        refreshed=refreshed,
         draw=draw,
     )
     if isinstance(d, Retry):
         assert 0 <= d.wait_s <= POLICY.max_retry_after_s
+    if isinstance(d, GiveUp) and d.pause_s is not None:
+        assert 0 <= d.pause_s <= POLICY.max_retry_after_s
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=50),
+    retry_after=st.one_of(st.none(), st.floats(min_value=0, max_value=100)),
+    elapsed=st.floats(min_value=0, max_value=100),
+    draw=st.floats(min_value=0, max_value=0.999),
+)
+def test_token_retry_wait_bounds(
+    attempt: int, retry_after: float | None, elapsed: float, draw: float
+) -> None:
+    """A token retry waits at least Retry-After and half the ceiling, never past the budget."""
+    wait = token_retry_wait(
+        attempt,
+        retry_after_s=retry_after,
+        elapsed_s=elapsed,
+        base_s=0.5,
+        cap_s=8.0,
+        total_s=60.0,
+        draw=draw,
+    )
+    if wait is None:
+        return
+    assert elapsed + wait <= 60.0
+    assert wait >= min(8.0, 0.5 * 2 ** (attempt - 1)) / 2
+    if retry_after is not None:
+        assert wait >= retry_after
 
 
 @pytest.mark.parametrize(

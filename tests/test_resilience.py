@@ -41,8 +41,9 @@ from batchsync._auth import AccessToken, AuthMode, AuthSettings, login_device_co
 from batchsync._clouds import Endpoints, resolve_endpoints
 from batchsync._engine import EngineSettings, RunStats, run_engine
 from batchsync._errors import ConfigError, InputError
-from batchsync._graph import GraphClient, open_session
+from batchsync._graph import GraphClient
 from batchsync._input import InputFormat, read_items
+from batchsync._net import open_session
 from batchsync._pacing import TenantRate
 from batchsync._report import Outcome
 from batchsync._runner import run_batch
@@ -350,6 +351,8 @@ async def test_slow_answers_past_timeout_some_rows(tmp_path: Path) -> None:
 
 class _FixedTokens:
     """Tokens that never need Entra (the requests fail before any server sees them)."""
+
+    mode = None  # tokens from elsewhere: 403 messages use the generic hint
 
     async def get(self, tenant: str) -> AccessToken:
         return AccessToken(value="unused", expires_at=1e12, tenant=tenant)

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from batchsync._tls import make_ssl_context
+from batchsync._net import make_ssl_context
 from batchsync.simulator import (
     TECHNICIAN_UPN,
     FaultConfig,
