@@ -10,7 +10,7 @@ from __future__ import annotations
 from ._api import Settings, run
 from ._auth import AccessToken, AuthMode, AuthSettings, TokenProvider
 from ._clouds import CloudName, Endpoints, resolve_endpoints
-from ._engine import EngineSettings, RunStats
+from ._engine import EngineSettings
 from ._errors import (
     AuthError,
     BatchsyncError,
@@ -26,6 +26,7 @@ from ._input import InputFormat, Rejected, Row, SyncType
 from ._pacing import RetryPolicy, TenantRate
 from ._report import Outcome, ReportError, Status
 from ._runner import RunConfig, run_batch
+from ._summary import RunStats
 from ._version import __version__
 
 __all__ = [

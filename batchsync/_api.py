@@ -26,10 +26,11 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from ._action import ExchangeConnectorSync
 from ._auth import AuthSettings
 from ._clouds import Endpoints, resolve_endpoints
-from ._engine import EngineSettings, RunStats, run_engine
+from ._connect import connect
+from ._engine import EngineSettings, run_engine
 from ._input import Item, Row, SyncType, drop_duplicates, record_to_item
 from ._report import Outcome
-from ._runner import connect
+from ._summary import RunStats
 
 __all__ = ["Settings", "run"]
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from ._auth import AuthMode, AuthSettings
 from ._clouds import resolve_endpoints
-from ._engine import EngineSettings, RunStats
+from ._engine import EngineSettings
 from ._pacing import RetryPolicy, TenantRate
 from ._runner import RunConfig, run_batch
+from ._summary import RunStats
 
 __all__ = ["demo_simulator_config", "run_demo", "sample_path"]
 

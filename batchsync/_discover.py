@@ -45,29 +45,20 @@ from aiolimiter import AsyncLimiter
 from ._action import explain_listing, gdap_customers_request, list_connectors_request
 from ._auth import AccessToken, AuthMode, AuthSettings, TokenSource
 from ._clouds import Endpoints
+from ._connect import connect
 from ._engine import EngineSettings
 from ._errors import AuthError, ConfigError, ErrorKind, RunStoppingAuthError
 from ._graph import GraphClient, GraphRequest
 from ._input import SyncType, _field_of, canonical_connector, canonical_tenant
 from ._pacing import GiveUp, Refresh, Success, Tries, assess, parse_retry_after
 from ._report import ReportWriter
-from ._runner import connect
+from ._summary import DiscoverStats, TenantFailure
 
-__all__ = [
-    "DiscoverConfig",
-    "DiscoverStats",
-    "TenantFailure",
-    "discover",
-    "exit_status",
-    "format_summary",
-    "next_page_request",
-    "read_tenants",
-]
+__all__ = ["DiscoverConfig", "discover", "next_page_request", "read_tenants"]
 
 log = logging.getLogger(__name__)
 
 _MULTI_TENANT_AUTHORITIES = frozenset({"organizations", "common"})
-_FAILURES_KEPT = 50
 _MAX_PAGES = 10_000  # a loop guard: no real tenant has 10,000 pages of connectors
 _DELIMITERS = (",", ";", "\t", "|")
 
@@ -97,88 +88,6 @@ class DiscoverConfig:
     token_concurrency: int = 8
     ca_bundle: str | None = None
     preflight: bool = True  # check that Graph and Entra are reachable and trusted first
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TenantFailure:
-    """Why one tenant could not be listed (a line of ``--errors``)."""
-
-    tenant: str
-    kind: ErrorKind
-    code: str | None
-    message: str
-
-    def to_json(self) -> bytes:
-        """One ``--errors`` line, newline included."""
-        doc: dict[str, str | None] = {
-            "tenant": self.tenant,
-            "kind": self.kind.value,
-            "code": self.code,
-            "message": self.message,
-        }
-        return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
-
-
-@dataclasses.dataclass(slots=True)
-class DiscoverStats:
-    """Counters for the summary; ``failures`` keeps the first few, ``failed`` counts all."""
-
-    started: float = dataclasses.field(default_factory=time.monotonic)
-    finished: float | None = None
-    tenants: int = 0  # distinct tenants to list
-    listed: int = 0
-    failed: int = 0  # tenants that could not be listed
-    invalid: int = 0  # input lines that are not a tenant
-    empty: int = 0  # listed, with no connector
-    connectors: int = 0  # connectors found
-    written: int = 0  # rows written (connectors, less those --connected-only left out)
-    left_out: int = 0  # not connected, left out by --connected-only
-    requests: int = 0
-    throttled_answers: int = 0
-    paused_tenants: int = 0  # tenants sleeping out a Retry-After right now
-    failures: list[TenantFailure] = dataclasses.field(default_factory=list)
-    stop_reason: str | None = None
-
-    @property
-    def elapsed_s(self) -> float:
-        end = self.finished if self.finished is not None else time.monotonic()
-        return max(0.0, end - self.started)
-
-    def note_failure(self, failure: TenantFailure) -> None:
-        if failure.kind is ErrorKind.INPUT:
-            self.invalid += 1
-        else:
-            self.failed += 1
-        if len(self.failures) < _FAILURES_KEPT:
-            self.failures.append(failure)
-
-
-def exit_status(stats: DiscoverStats) -> int:
-    """0 when every tenant was listed, 1 when any failed (or an input line was not a tenant)."""
-    return 1 if stats.failed or stats.invalid else 0
-
-
-def format_summary(stats: DiscoverStats, *, connected_only: bool = False) -> str:
-    """A few lines for stderr; the first always holds the counts."""
-    lines = [
-        f"batchsync discover: {stats.tenants} tenant{'' if stats.tenants == 1 else 's'}: "
-        f"{stats.listed} listed, "
-        f"{stats.failed} failed; {stats.written} connector rows written"
-        + (f" ({stats.left_out} not connected left out)" if connected_only else "")
-    ]
-    if stats.invalid:
-        noun = "input line is" if stats.invalid == 1 else "input lines are"
-        lines.append(f"  {stats.invalid} {noun} not a tenant (see above)")
-    if stats.empty:
-        noun = "tenant has" if stats.empty == 1 else "tenants have"
-        lines.append(f"  {stats.empty} {noun} no Exchange connector")
-    lines.append(
-        f"  {stats.requests} requests, {stats.throttled_answers} throttled answers (429/503), "
-        f"{stats.elapsed_s:.1f} s"
-    )
-    if stats.stop_reason:
-        lines.append(f"  stopped early: {stats.stop_reason}")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- tenants in

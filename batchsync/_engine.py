@@ -21,14 +21,12 @@ Shape of a run (all tasks belong to one ``asyncio.TaskGroup``)::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import enum
 import logging
 import random
-import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -37,6 +35,7 @@ from aiolimiter import AsyncLimiter
 from ._action import Action
 from ._auth import AccessToken, TokenSource
 from ._errors import AuthError, BatchsyncError, ErrorKind, RunStoppingAuthError
+from ._feed import Feed
 from ._graph import GraphAnswer, GraphClient
 from ._input import Item, Rejected, Row
 from ._pacing import (
@@ -51,14 +50,12 @@ from ._pacing import (
     parse_retry_after,
 )
 from ._report import Outcome, ReportError, Status
+from ._summary import RunStats
 
 __all__ = ["EngineSettings", "RunStats", "run_engine"]
 
 log = logging.getLogger(__name__)
 
-_READ_BATCH = 512  # items the reader hands over at once
-_HANDOVER_S = 0.05  # a slow input's rows reach the engine at most this long after arriving
-_FAILED_TENANTS_KEPT = 50
 _T = TypeVar("_T")
 
 
@@ -76,40 +73,6 @@ class EngineSettings:
     # The status of a row whose request succeeded: ``ok`` for a sync, ``planned`` for the
     # read-only ``run --dry-run --check`` (requests are sent, so ``dry_run`` stays False).
     ok_status: Status = Status.OK
-
-
-@dataclasses.dataclass(slots=True)
-class RunStats:
-    """Live counters, read by the progress bar and the summary."""
-
-    started: float = dataclasses.field(default_factory=time.monotonic)
-    finished: float | None = None
-    statuses: Counter[str] = dataclasses.field(default_factory=Counter)
-    error_kinds: Counter[str] = dataclasses.field(default_factory=Counter)
-    error_codes: Counter[str] = dataclasses.field(default_factory=Counter)
-    throttled_answers: int = 0
-    requests: int = 0
-    failed_tenants: dict[str, str] = dataclasses.field(default_factory=dict)
-    failed_tenant_count: int = 0
-    paused_tenants: int = 0
-    interrupted: bool = False
-    stop_reason: str | None = None
-
-    @property
-    def rows_done(self) -> int:
-        return sum(self.statuses.values())
-
-    @property
-    def elapsed_s(self) -> float:
-        end = self.finished if self.finished is not None else time.monotonic()
-        return max(0.0, end - self.started)
-
-    def note_failed_tenant(self, tenant: str | None, reason: str) -> None:
-        if not tenant or tenant in self.failed_tenants:
-            return
-        self.failed_tenant_count += 1
-        if len(self.failed_tenants) < _FAILED_TENANTS_KEPT:
-            self.failed_tenants[tenant] = reason
 
 
 class _State(enum.Enum):
@@ -188,101 +151,6 @@ def _throttle_scope(lane: _Lane, job: _Job) -> str:
             "per-object cooldown (synced too recently), not the tenant over its limit"
         )
     return "the tenant was over its request limit"
-
-
-class _Feed:
-    """Input items read on a daemon thread, in batches the loop asks for.
-
-    The thread reads only while the loop waits in ``take`` (so the two never compete for
-    the GIL, and nothing is read ahead of what the engine can take in) and hands over a
-    batch when it has ``_READ_BATCH`` items, when the input ends, or ``_HANDOVER_S`` after
-    the batch's first item: a trickling stream (``discover | run -``) is dispatched as it
-    arrives instead of after 512 more rows. A daemon thread: one blocked on a stdin that
-    never ends cannot keep an interrupted run from exiting.
-    """
-
-    def __init__(self, items: Iterable[Item], loop: asyncio.AbstractEventLoop) -> None:
-        self._items = items
-        self._loop = loop
-        self._cond = threading.Condition(threading.Lock())
-        self._buffer: list[Item] = []
-        self._wanted = False  # the loop waits for items: the thread may read
-        self._ended = False
-        self._stopped = False
-        self._error: BaseException | None = None
-        self._ready = asyncio.Event()
-        self._thread = threading.Thread(target=self._pump, name="batchsync-read", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Read no further (a thread blocked in a read ends with the process)."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-
-    async def take(self) -> list[Item]:
-        """The next batch of items; [] once the input has ended.
-
-        Raises what reading the input raised, after the items read before it.
-        """
-        first_at: float | None = None
-        while True:
-            with self._cond:
-                count = len(self._buffer)
-                if (
-                    count >= _READ_BATCH
-                    or self._ended
-                    or (first_at is not None and self._loop.time() - first_at >= _HANDOVER_S)
-                ):
-                    batch, self._buffer, self._wanted = self._buffer, [], False
-                    if not batch and self._error is not None:
-                        raise self._error
-                    return batch
-                self._wanted = True
-                self._cond.notify()
-                # Cleared under the lock: a state change after this look sets it again.
-                self._ready.clear()
-            if count and first_at is None:
-                first_at = self._loop.time()
-            if first_at is None:
-                await self._ready.wait()
-            else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(first_at + _HANDOVER_S - self._loop.time()):
-                        await self._ready.wait()
-
-    def _pump(self) -> None:
-        cond, buffer_full = self._cond, _READ_BATCH
-        try:
-            it = iter(self._items)
-            while True:
-                with cond:
-                    while not self._wanted and not self._stopped:
-                        cond.wait()
-                    if self._stopped:
-                        return
-                item = next(it, None)  # outside the lock: it may block on a slow input
-                if item is None:
-                    break
-                with cond:
-                    self._buffer.append(item)
-                    count = len(self._buffer)
-                    if count >= buffer_full:
-                        self._wanted = False
-                if count == 1 or count >= buffer_full:
-                    self._wake()
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            with cond:
-                self._ended = True
-            self._wake()
-
-    def _wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            self._loop.call_soon_threadsafe(self._ready.set)
 
 
 class _Engine:
@@ -429,7 +297,7 @@ class _Engine:
 
     # -- reader -----------------------------------------------------------------------------
 
-    async def _read(self, feed: _Feed) -> None:
+    async def _read(self, feed: Feed[Item]) -> None:
         try:
             while not self._interrupted:
                 batch = await feed.take()
@@ -699,7 +567,7 @@ class _Engine:
     # -- run --------------------------------------------------------------------------------
 
     async def run(self, items: Iterable[Item]) -> RunStats:
-        feed = _Feed(items, asyncio.get_running_loop())
+        feed = Feed(items, asyncio.get_running_loop())
         feed.start()
         try:
             async with asyncio.TaskGroup() as tg:

@@ -13,7 +13,7 @@ from typing import IO
 
 from tqdm import tqdm
 
-from ._engine import RunStats
+from ._summary import RunStats
 
 __all__ = ["estimate_rows", "progress_postfix", "show_progress"]
 

@@ -13,16 +13,16 @@ import dataclasses
 import logging
 import signal
 import sys
-import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import IO, BinaryIO, TypeVar, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, BinaryIO, cast
 
 from ._action import Action, ExchangeConnectorCheck, ExchangeConnectorSync
-from ._auth import AuthSettings, TokenProvider
+from ._auth import AuthSettings
 from ._clouds import Endpoints
-from ._engine import EngineSettings, RunStats, run_engine
+from ._connect import connect
+from ._engine import EngineSettings, run_engine
 from ._errors import ConfigError
-from ._graph import GraphClient
+from ._feed import default_stdin, on_daemon_thread
 from ._input import (
     InputFormat,
     Item,
@@ -32,11 +32,11 @@ from ._input import (
     drop_duplicates,
     read_items,
 )
-from ._net import open_session, preflight, user_agent
 from ._report import Outcome, ReportWriter, Status, read_resume_keys, resume_key
 from ._shard import in_shard
+from ._summary import RunStats
 
-__all__ = ["RunConfig", "connect", "run_batch"]
+__all__ = ["RunConfig", "build_items", "run_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -75,56 +75,6 @@ def _resume_filter(items: Iterable[Item], done: set[int]) -> Iterator[Item]:
         if isinstance(item, Row) and resume_key(*item.key) in done:
             continue
         yield item
-
-
-def _default_stdin() -> IO[bytes]:
-    """Standard input as an unbuffered file of our own on fd 0 (which it does not close).
-
-    Not ``sys.stdin.buffer``: the reader thread may still be blocked reading a stdin that
-    never ends when an interrupted run exits, and a buffered stdin whose lock that thread
-    holds aborts the interpreter's shutdown ("could not acquire lock for <stdin>").
-    """
-    try:
-        fd = sys.stdin.fileno()
-    except (AttributeError, OSError, ValueError):  # replaced by a test harness
-        return sys.stdin.buffer
-    return open(fd, "rb", buffering=0, closefd=False)
-
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-
-
-async def _on_daemon_thread(fn: Callable[[_T], _R], arg: _T) -> _R:
-    """``fn(arg)`` on a daemon thread of its own.
-
-    For a read that may block on stdin forever: the default executor's threads are joined
-    when the loop and the interpreter shut down, so one of them stuck in a read would keep
-    a Ctrl-C'd run from exiting.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[_R] = loop.create_future()
-
-    def settle(result: _R | None, exc: BaseException | None) -> None:
-        if future.done():
-            return
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(cast(_R, result))
-
-    def work() -> None:
-        result: _R | None = None
-        error: BaseException | None = None
-        try:
-            result = fn(arg)
-        except BaseException as exc:
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=work, name="batchsync-prime", daemon=True).start()
-    return await future
 
 
 def _open_input(path: str, stdin: IO[bytes]) -> IO[bytes]:
@@ -182,7 +132,7 @@ async def run_batch(
     if action is None:
         action = ExchangeConnectorCheck() if config.check else ExchangeConnectorSync()
     stats = stats or RunStats()
-    stdin = stdin if stdin is not None else _default_stdin()
+    stdin = stdin if stdin is not None else default_stdin()
     stdout = stdout if stdout is not None else sys.stdout.buffer
     if config.resume and config.report_path == "-":
         raise ConfigError("--resume needs --report PATH (the report of the run to finish)")
@@ -197,7 +147,7 @@ async def run_batch(
                 done, _ = read_resume_keys(config.report_path)
                 log.info("resuming: %d rows already ok in %s", len(done), config.report_path)
         items = build_items(config, stream, resume_done=done)
-        items = await _on_daemon_thread(_prime, items)
+        items = await on_daemon_thread(_prime, items)
 
         if config.report_path == "-":
             writer = ReportWriter.to_stream(stdout)
@@ -258,51 +208,6 @@ async def run_batch(
                     on_start=hook,
                 )
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    auth: AuthSettings,
-    endpoints: Endpoints,
-    *,
-    ca_bundle: str | None,
-    concurrency: int,
-    token_concurrency: int,
-    timeout_s: float,
-    check_reach: bool = True,
-    with_tokens: bool = True,
-) -> AsyncIterator[tuple[TokenProvider | None, GraphClient]]:
-    """The run's one aiohttp session, shared by Graph calls and (through ``LoopSession``)
-    MSAL's token calls, and the token provider on it; settings checked (``ConfigError``)
-    and, with ``check_reach``, Graph and Entra reached once before anything is sent."""
-    async with open_session(
-        ca_bundle=ca_bundle,
-        limit=concurrency + token_concurrency + 4,
-        user_agent=user_agent(),
-    ) as session:
-        tokens = None
-        if with_tokens:
-            tokens = TokenProvider(
-                auth,
-                endpoints,
-                ca_bundle=ca_bundle,
-                token_concurrency=token_concurrency,
-                timeout_s=timeout_s,
-                http_session=session,
-            )
-        try:
-            if tokens is not None:
-                await tokens.open()
-            if check_reach:
-                await preflight(
-                    session,
-                    [endpoints.graph_url + "/", endpoints.authority_host + "/"],
-                    min(timeout_s, 15.0),
-                )
-            yield tokens, GraphClient(session, endpoints.graph_base)
-        finally:
-            if tokens is not None:
-                await tokens.aclose()
 
 
 @contextlib.contextmanager

@@ -1,15 +1,123 @@
-"""The end-of-run summary: pure formatting of ``RunStats`` for stderr and ``--summary-json``."""
+"""What happened in a run or a discover: live counters, exit status, human and JSON summaries.
+
+The engine and ``discover`` only bump the counters here; the progress bar and the
+end-of-run summary read them. Formatting is pure.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections import Counter
 from typing import Any
 
-from ._engine import RunStats
+import orjson
 
-__all__ = ["exit_status", "format_summary", "summary_dict"]
+from ._errors import ErrorKind
+
+__all__ = [
+    "DiscoverStats",
+    "RunStats",
+    "TenantFailure",
+    "discover_exit_status",
+    "exit_status",
+    "format_discover_summary",
+    "format_summary",
+    "summary_dict",
+]
 
 _ORDER = ("ok", "failed", "invalid", "skipped", "planned")
 _TENANTS_SHOWN = 10
+_FAILED_TENANTS_KEPT = 50
+_FAILURES_KEPT = 50
+
+
+@dataclasses.dataclass(slots=True)
+class RunStats:
+    """Live counters of a run, read by the progress bar and the summary."""
+
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    finished: float | None = None
+    statuses: Counter[str] = dataclasses.field(default_factory=Counter)
+    error_kinds: Counter[str] = dataclasses.field(default_factory=Counter)
+    error_codes: Counter[str] = dataclasses.field(default_factory=Counter)
+    throttled_answers: int = 0
+    requests: int = 0
+    failed_tenants: dict[str, str] = dataclasses.field(default_factory=dict)
+    failed_tenant_count: int = 0
+    paused_tenants: int = 0
+    interrupted: bool = False
+    stop_reason: str | None = None
+
+    @property
+    def rows_done(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def elapsed_s(self) -> float:
+        end = self.finished if self.finished is not None else time.monotonic()
+        return max(0.0, end - self.started)
+
+    def note_failed_tenant(self, tenant: str | None, reason: str) -> None:
+        if not tenant or tenant in self.failed_tenants:
+            return
+        self.failed_tenant_count += 1
+        if len(self.failed_tenants) < _FAILED_TENANTS_KEPT:
+            self.failed_tenants[tenant] = reason
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantFailure:
+    """Why one tenant could not be listed (a line of ``discover --errors``)."""
+
+    tenant: str
+    kind: ErrorKind
+    code: str | None
+    message: str
+
+    def to_json(self) -> bytes:
+        """One ``--errors`` line, newline included."""
+        doc: dict[str, str | None] = {
+            "tenant": self.tenant,
+            "kind": self.kind.value,
+            "code": self.code,
+            "message": self.message,
+        }
+        return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
+
+
+@dataclasses.dataclass(slots=True)
+class DiscoverStats:
+    """Counters of a discover; ``failures`` keeps the first few, ``failed`` counts all."""
+
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    finished: float | None = None
+    tenants: int = 0  # distinct tenants to list
+    listed: int = 0
+    failed: int = 0  # tenants that could not be listed
+    invalid: int = 0  # input lines that are not a tenant
+    empty: int = 0  # listed, with no connector
+    connectors: int = 0  # connectors found
+    written: int = 0  # rows written (connectors, less those --connected-only left out)
+    left_out: int = 0  # not connected, left out by --connected-only
+    requests: int = 0
+    throttled_answers: int = 0
+    paused_tenants: int = 0  # tenants sleeping out a Retry-After right now
+    failures: list[TenantFailure] = dataclasses.field(default_factory=list)
+    stop_reason: str | None = None
+
+    @property
+    def elapsed_s(self) -> float:
+        end = self.finished if self.finished is not None else time.monotonic()
+        return max(0.0, end - self.started)
+
+    def note_failure(self, failure: TenantFailure) -> None:
+        if failure.kind is ErrorKind.INPUT:
+            self.invalid += 1
+        else:
+            self.failed += 1
+        if len(self.failures) < _FAILURES_KEPT:
+            self.failures.append(failure)
 
 
 def exit_status(stats: RunStats) -> int:
@@ -65,4 +173,32 @@ def format_summary(stats: RunStats) -> str:
         lines.append(f"  run stopped: {stats.stop_reason}")
     if stats.interrupted:
         lines.append("  interrupted: run the same command with --resume to finish the job")
+    return "\n".join(lines)
+
+
+def discover_exit_status(stats: DiscoverStats) -> int:
+    """0 when every tenant was listed, 1 when any failed (or an input line was not a tenant)."""
+    return 1 if stats.failed or stats.invalid else 0
+
+
+def format_discover_summary(stats: DiscoverStats, *, connected_only: bool = False) -> str:
+    """A few lines for stderr; the first always holds the counts."""
+    lines = [
+        f"batchsync discover: {stats.tenants} tenant{'' if stats.tenants == 1 else 's'}: "
+        f"{stats.listed} listed, "
+        f"{stats.failed} failed; {stats.written} connector rows written"
+        + (f" ({stats.left_out} not connected left out)" if connected_only else "")
+    ]
+    if stats.invalid:
+        noun = "input line is" if stats.invalid == 1 else "input lines are"
+        lines.append(f"  {stats.invalid} {noun} not a tenant (see above)")
+    if stats.empty:
+        noun = "tenant has" if stats.empty == 1 else "tenants have"
+        lines.append(f"  {stats.empty} {noun} no Exchange connector")
+    lines.append(
+        f"  {stats.requests} requests, {stats.throttled_answers} throttled answers (429/503), "
+        f"{stats.elapsed_s:.1f} s"
+    )
+    if stats.stop_reason:
+        lines.append(f"  stopped early: {stats.stop_reason}")
     return "\n".join(lines)

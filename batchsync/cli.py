@@ -20,13 +20,13 @@ import click
 
 from ._auth import AuthMode, AuthSettings
 from ._clouds import CloudName, resolve_endpoints
-from ._engine import EngineSettings, RunStats
+from ._engine import EngineSettings
 from ._errors import BatchsyncError
 from ._input import InputFormat, SyncType
 from ._pacing import RetryPolicy, TenantRate
 from ._runner import RunConfig, run_batch
 from ._shard import parse_shard
-from ._summary import exit_status, format_summary, summary_dict
+from ._summary import RunStats, exit_status, format_summary, summary_dict
 from ._version import __version__
 
 __all__ = ["main"]
@@ -591,10 +591,9 @@ def discover(
       batchsync discover --gdap --connected-only | batchsync run - --format jsonl
       batchsync discover customers.csv --errors failed-tenants.jsonl
     """
-    from ._discover import DiscoverConfig, DiscoverStats
+    from ._discover import DiscoverConfig
     from ._discover import discover as discover_connectors
-    from ._discover import exit_status as discover_exit_status
-    from ._discover import format_summary as format_discover_summary
+    from ._summary import DiscoverStats, discover_exit_status, format_discover_summary
 
     _setup_logging(verbose, quiet)
     if gdap and tenants_path is not None:

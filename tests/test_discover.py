@@ -19,16 +19,11 @@ from click.testing import CliRunner
 
 from batchsync._auth import AccessToken, AuthMode, AuthSettings
 from batchsync._clouds import resolve_endpoints
-from batchsync._discover import (
-    DiscoverConfig,
-    DiscoverStats,
-    discover,
-    next_page_request,
-    read_tenants,
-)
+from batchsync._discover import DiscoverConfig, discover, next_page_request, read_tenants
 from batchsync._engine import EngineSettings
 from batchsync._errors import ConfigError, ErrorKind
 from batchsync._pacing import RetryPolicy, TenantRate
+from batchsync._summary import DiscoverStats
 from batchsync.cli import main
 from batchsync.simulator import (
     PARTNER_TENANT_ID,

@@ -14,11 +14,11 @@ import pytest
 from _support import FAST_RETRY, make_rows, read_report, sim_config, tenant_id, write_csv
 
 from batchsync._auth import AccessToken, AuthMode
-from batchsync._engine import EngineSettings, RunStats
+from batchsync._engine import EngineSettings
 from batchsync._pacing import RetryPolicy, TenantRate
 from batchsync._report import Outcome
 from batchsync._runner import run_batch
-from batchsync._summary import exit_status
+from batchsync._summary import RunStats, exit_status
 from batchsync.simulator import FaultConfig, SimulatorConfig, ThrottleConfig, run_simulator
 
 

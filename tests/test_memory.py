@@ -19,7 +19,8 @@ from _support import sim_config
 
 from batchsync._action import ExchangeConnectorSync
 from batchsync._auth import TokenProvider
-from batchsync._engine import _READ_BATCH, EngineSettings, run_engine
+from batchsync._engine import EngineSettings, run_engine
+from batchsync._feed import READ_BATCH as _READ_BATCH
 from batchsync._graph import GraphClient
 from batchsync._input import Row, SyncType
 from batchsync._net import open_session

@@ -21,8 +21,8 @@ import pytest
 from _cli_support import FAST, json_lines, scrub_env
 from _support import make_rows, write_csv
 
-from batchsync._engine import RunStats
 from batchsync._progress import progress_postfix, show_progress
+from batchsync._summary import RunStats
 from batchsync.simulator import Simulator, SimulatorConfig, start_in_thread
 
 ROWS = 40

@@ -39,7 +39,7 @@ from click.testing import CliRunner
 from batchsync._action import ExchangeConnectorSync
 from batchsync._auth import AccessToken, AuthMode, AuthSettings, login_device_code
 from batchsync._clouds import Endpoints, resolve_endpoints
-from batchsync._engine import EngineSettings, RunStats, run_engine
+from batchsync._engine import EngineSettings, run_engine
 from batchsync._errors import ConfigError, InputError
 from batchsync._graph import GraphClient
 from batchsync._input import InputFormat, read_items
@@ -47,7 +47,7 @@ from batchsync._net import open_session
 from batchsync._pacing import TenantRate
 from batchsync._report import Outcome
 from batchsync._runner import run_batch
-from batchsync._summary import exit_status
+from batchsync._summary import RunStats, exit_status
 from batchsync.cli import main
 from batchsync.simulator import (
     FaultConfig,
