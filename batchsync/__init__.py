@@ -22,9 +22,9 @@ from ._errors import (
     RunStoppingAuthError,
     ThrottledError,
 )
-from ._input import InputFormat, Rejected, Row, SyncType
 from ._pacing import RetryPolicy, TenantRate
 from ._report import Outcome, ReportError, Status
+from ._rows import InputFormat, Rejected, Row, SyncType
 from ._runner import RunConfig, run_batch
 from ._summary import RunStats
 from ._version import __version__

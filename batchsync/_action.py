@@ -16,7 +16,7 @@ import orjson
 
 from ._auth import AuthMode
 from ._graph import GraphRequest
-from ._input import Rejected, Row
+from ._rows import Rejected, Row
 
 __all__ = [
     "Action",

@@ -28,8 +28,10 @@ from ._auth import AuthSettings
 from ._clouds import Endpoints, resolve_endpoints
 from ._connect import connect
 from ._engine import EngineSettings, run_engine
-from ._input import Item, Row, SyncType, drop_duplicates, record_to_item
+from ._filters import drop_duplicates
+from ._input import record_to_item
 from ._report import Outcome
+from ._rows import Item, Row, SyncType
 from ._summary import RunStats
 
 __all__ = ["Settings", "run"]

@@ -26,18 +26,14 @@ host and port): the bearer token is never sent anywhere else.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
-import csv
 import dataclasses
-import io
 import logging
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import IO, Any
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterable
+from typing import IO, Any, BinaryIO, cast
 
 import orjson
 from aiolimiter import AsyncLimiter
@@ -48,13 +44,15 @@ from ._clouds import Endpoints
 from ._connect import connect
 from ._engine import EngineSettings
 from ._errors import AuthError, ConfigError, ErrorKind, RunStoppingAuthError
-from ._graph import GraphClient, GraphRequest
-from ._input import SyncType, _field_of, canonical_connector, canonical_tenant
+from ._feed import Feed, default_stdin, on_daemon_thread, prime
+from ._graph import GraphClient, GraphRequest, next_page_request
+from ._input import read_tenants
 from ._pacing import GiveUp, Refresh, Success, Tries, assess, parse_retry_after
 from ._report import ReportWriter
+from ._rows import Rejected, SyncType, canonical_connector, canonical_tenant
 from ._summary import DiscoverStats, TenantFailure
 
-__all__ = ["DiscoverConfig", "discover", "next_page_request", "read_tenants"]
+__all__ = ["DiscoverConfig", "discover"]
 
 log = logging.getLogger(__name__)
 
@@ -88,152 +86,6 @@ class DiscoverConfig:
     token_concurrency: int = 8
     ca_bundle: str | None = None
     preflight: bool = True  # check that Graph and Entra are reachable and trusted first
-
-
-# --------------------------------------------------------------------------- tenants in
-
-
-def read_tenants(data: bytes) -> tuple[list[str], list[TenantFailure]]:
-    """Distinct canonical tenants, in input order, and the lines that are not tenants.
-
-    The input is one tenant per line, or a CSV (``,`` ``;`` tab ``|``) with a header naming a
-    tenant column, or JSONL with a tenant key; the column names are ``run``'s (``tenant``,
-    ``tenantId``, ``tenant_id``, any case). Blank lines and ``#`` lines are skipped. Raises
-    ``ConfigError`` for a CSV header with no tenant column.
-    """
-    text = _decode(data)
-    lines = text.splitlines()
-    first = next((ln for ln in lines if not _skip(ln)), None)
-    if first is None:
-        return [], []
-    if first.lstrip().startswith("{"):
-        entries = _jsonl_tenants(lines)
-    else:
-        delimiter = _csv_delimiter(first)
-        entries = _csv_tenants(text, delimiter) if delimiter else _plain_tenants(lines)
-    tenants: dict[str, None] = {}
-    rejected: list[TenantFailure] = []
-    for line, raw in entries:
-        value = raw.strip() if isinstance(raw, str) else None
-        tenant = canonical_tenant(value) if value else None
-        if tenant is not None:
-            tenants.setdefault(tenant)
-            continue
-        shown = repr(value[:80]) if value else "no tenant"
-        rejected.append(
-            TenantFailure(
-                value[:200] if value else "",
-                ErrorKind.INPUT,
-                "bad_tenant",
-                f"line {line}: {shown} is not a tenant ID (GUID) or domain name",
-            )
-        )
-    return list(tenants), rejected
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16", errors="replace")
-    return data.decode("utf-8-sig", errors="replace")  # U+FFFD never makes a valid tenant
-
-
-def _skip(line: str) -> bool:
-    stripped = line.strip()
-    return not stripped or stripped.startswith("#")
-
-
-def _csv_delimiter(first: str) -> str | None:
-    """The delimiter that makes ``first`` a header with a tenant column; None for a plain list.
-
-    A first line that is itself a tenant starts a plain list; one with a delimiter but no
-    tenant column is a header we cannot use.
-    """
-    if canonical_tenant(first.strip()) is not None:
-        return None
-    for delimiter in _DELIMITERS:
-        fields = next(csv.reader([first], delimiter=delimiter))
-        if any(_field_of(name) == "tenant" for name in fields):
-            return delimiter
-    if any(d in first for d in _DELIMITERS):
-        raise ConfigError(
-            f"the header {first.strip()[:80]!r} has no tenant column; name it tenant, tenantId "
-            "or tenant_id (or give one tenant per line)"
-        )
-    return None
-
-
-def _plain_tenants(lines: list[str]) -> Iterator[tuple[int, str | None]]:
-    for number, line in enumerate(lines, start=1):
-        if not _skip(line):
-            yield number, line
-
-
-def _csv_tenants(text: str, delimiter: str) -> Iterator[tuple[int, str | None]]:
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    column: int | None = None
-    for record in reader:
-        if not record or all(not field.strip() for field in record):
-            continue
-        if record[0].lstrip().startswith("#"):
-            continue
-        if column is None:
-            column = next((i for i, name in enumerate(record) if _field_of(name) == "tenant"), -1)
-            if column < 0:
-                raise ConfigError(f"the CSV header on line {reader.line_num} has no tenant column")
-            continue
-        yield reader.line_num, record[column] if column < len(record) else None
-
-
-def _jsonl_tenants(lines: list[str]) -> Iterator[tuple[int, str | None]]:
-    for number, line in enumerate(lines, start=1):
-        if _skip(line):
-            continue
-        try:
-            doc = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            yield number, None
-            continue
-        value = None
-        if isinstance(doc, dict):
-            value = next((v for k, v in doc.items() if _field_of(k) == "tenant"), None)
-        yield number, value if isinstance(value, str) else None
-
-
-# --------------------------------------------------------------------------- paging
-
-
-def next_page_request(link: str, graph_base: str) -> GraphRequest:
-    """The GET for an ``@odata.nextLink``, relative to ``graph_base``.
-
-    Raises ``ValueError`` unless the link has the base's scheme, host and port and lies under
-    its path: the request carries the tenant's bearer token, which must never leave Graph.
-    """
-    base, target = urlsplit(graph_base), urlsplit(link)
-    try:
-        same_origin = (
-            target.scheme.lower() == base.scheme.lower()
-            and (target.hostname or "") == (base.hostname or "")
-            and _port(target.scheme, target.port) == _port(base.scheme, base.port)
-            and target.username is None
-            and target.password is None
-        )
-    except ValueError:  # an unparsable port
-        same_origin = False
-    prefix = base.path.rstrip("/")
-    if not same_origin or not target.path.startswith(prefix + "/"):
-        raise ValueError(
-            f"Graph sent a nextLink outside {graph_base} ({target.scheme}://{target.hostname}); "
-            "not followed, so the token is not sent there"
-        )
-    return GraphRequest(
-        "GET", target.path[len(prefix) :] + (f"?{target.query}" if target.query else "")
-    )
-
-
-def _port(scheme: str, port: int | None) -> int | None:
-    if port is not None:
-        return port
-    return {"https": 443, "http": 80}.get(scheme.lower())
 
 
 # --------------------------------------------------------------------------- the work
@@ -486,14 +338,18 @@ class _Discoverer:
             tenants.setdefault(tenant)
         return list(tenants)
 
-    async def list_all(self, tenants: list[str]) -> None:
-        """List every tenant, ``concurrency`` Graph requests at most.
+    async def list_all(self, tenants: Iterable[str | Rejected]) -> None:
+        """List every tenant once, ``concurrency`` Graph requests at most.
 
-        More tenant tasks than Graph slots run at once (``concurrency + 2 * token
-        concurrency``), so tokens of the next tenants are being acquired while the slots
-        are busy, under the token provider's own bound.
+        ``tenants`` is read on a daemon thread as the listing goes (a long file or a slow
+        stdin streams). More tenant tasks than Graph slots run at once (``concurrency + 2 *
+        token concurrency``), so tokens of the next tenants are being acquired while the
+        slots are busy, under the token provider's own bound.
         """
         in_progress = asyncio.Semaphore(self._s.concurrency + 2 * self._c.token_concurrency)
+        seen: set[str] = set()
+        feed = Feed(tenants, asyncio.get_running_loop())
+        feed.start()
 
         async def one(tenant: str) -> None:
             try:
@@ -501,10 +357,23 @@ class _Discoverer:
             finally:
                 in_progress.release()
 
-        async with asyncio.TaskGroup() as tg:
-            for tenant in tenants:
-                await in_progress.acquire()
-                tg.create_task(one(tenant), name=f"discover:{tenant}")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while batch := await feed.take():
+                    for item in batch:
+                        if isinstance(item, Rejected):
+                            self.fail(
+                                TenantFailure(item.tenant or "", item.kind, item.code, item.message)
+                            )
+                            continue
+                        if item in seen:
+                            continue
+                        seen.add(item)
+                        self.stats.tenants += 1
+                        await in_progress.acquire()
+                        tg.create_task(one(item), name=f"discover:{item}")
+        finally:
+            feed.stop()
 
 
 # --------------------------------------------------------------------------- wiring
@@ -538,12 +407,15 @@ def _open_output(path: str, stdout: IO[bytes], *, overwrite: bool, what: str) ->
     return ReportWriter.open_path(path, resume=False, overwrite=overwrite, what=what)
 
 
-def _read_input(path: str, stdin: IO[bytes]) -> bytes:
+def _rejected(item: Rejected) -> TenantFailure:
+    return TenantFailure(item.tenant or "", item.kind, item.code, item.message)
+
+
+def _open_tenants(path: str, stdin: IO[bytes]) -> IO[bytes]:
     if path == "-":
-        return stdin.read()
+        return stdin
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        return open(path, "rb")
     except OSError as exc:
         raise ConfigError(f"cannot read tenants {path!r}: {exc.strerror}") from None
 
@@ -564,21 +436,22 @@ async def discover(
     provider built from ``config.auth`` (tests, or an application with its own tokens).
     """
     stats = stats or DiscoverStats()
-    stdin = stdin if stdin is not None else sys.stdin.buffer
     stdout = stdout if stdout is not None else sys.stdout.buffer
     if config.gdap == (config.tenants_path is not None):
         raise ConfigError("give either TENANTS (a file, or - for stdin) or --gdap, not both")
     if config.errors_path is not None and config.errors_path == config.output_path != "-":
         raise ConfigError("--errors and -o must be different files")
     partner = _partner_tenant(config) if config.gdap else None
-    loop = asyncio.get_running_loop()
-    tenants: list[str] = []
-    rejected: list[TenantFailure] = []
-    if config.tenants_path is not None:
-        data = await loop.run_in_executor(None, _read_input, config.tenants_path, stdin)
-        tenants, rejected = await loop.run_in_executor(None, read_tenants, data)
-
+    tenants: Iterable[str | Rejected] = ()
     with contextlib.ExitStack() as stack:
+        if config.tenants_path is not None:
+            source = _open_tenants(
+                config.tenants_path, stdin if stdin is not None else default_stdin()
+            )
+            if config.tenants_path != "-":
+                stack.callback(source.close)
+            # The first row now: a header without a tenant column fails before any token.
+            tenants = await on_daemon_thread(prime, read_tenants(cast(BinaryIO, source)))
         out = _open_output(config.output_path, stdout, overwrite=config.overwrite, what="output")
         stack.callback(out.close)
         errors = None
@@ -610,14 +483,11 @@ async def discover(
                     echo=echo,
                     stats=stats,
                 )
-                for failure in rejected:
-                    worker.fail(failure)
                 if partner is not None:
                     found = await worker.gdap_customers(partner)
                     tenants = found or []
                     if found is not None:
                         log.info("%d GDAP customers of %s", len(found), partner)
-                stats.tenants = len(tenants)
                 await worker.list_all(tenants)
         finally:
             stats.finished = time.monotonic()

@@ -37,7 +37,6 @@ from ._auth import AccessToken, TokenSource
 from ._errors import AuthError, BatchsyncError, ErrorKind, RunStoppingAuthError
 from ._feed import Feed
 from ._graph import GraphAnswer, GraphClient
-from ._input import Item, Rejected, Row
 from ._pacing import (
     AdaptivePace,
     GiveUp,
@@ -50,6 +49,7 @@ from ._pacing import (
     parse_retry_after,
 )
 from ._report import Outcome, ReportError, Status
+from ._rows import Item, Rejected, Row
 from ._summary import RunStats
 
 __all__ = ["EngineSettings", "RunStats", "run_engine"]

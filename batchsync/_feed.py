@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Generic, TypeVar, cast
 
-__all__ = ["READ_BATCH", "Feed", "default_stdin", "on_daemon_thread"]
+__all__ = ["READ_BATCH", "Feed", "default_stdin", "on_daemon_thread", "prime"]
 
 READ_BATCH = 512  # items the reader hands over at once
 _HANDOVER_S = 0.05  # a slow input's items reach the loop at most this long after arriving
@@ -161,3 +161,17 @@ async def on_daemon_thread(fn: Callable[[_T], _R], arg: _T) -> _R:
 
     threading.Thread(target=work, name="batchsync-prime", daemon=True).start()
     return await future
+
+
+def prime(items: Iterator[_T]) -> Iterator[_T]:
+    """Read the first item now (on the caller's thread), so a bad header fails before any
+    token is requested; the same items follow."""
+    first = next(items, None)
+    if first is None:
+        return iter(())
+
+    def chain() -> Iterator[_T]:
+        yield first
+        yield from items
+
+    return chain()

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import random
 import uuid
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -20,7 +21,7 @@ import orjson
 from ._errors import ErrorKind
 from ._net import env_proxy
 
-__all__ = ["GraphAnswer", "GraphClient", "GraphRequest"]
+__all__ = ["GraphAnswer", "GraphClient", "GraphRequest", "next_page_request"]
 
 log = logging.getLogger(__name__)
 
@@ -158,3 +159,37 @@ def _tls_message(exc: BaseException) -> str:
 def _network_message(exc: BaseException) -> str:
     detail = str(exc) or type(exc).__name__
     return _clip(f"connection failed: {detail}")
+
+
+def next_page_request(link: str, graph_base: str) -> GraphRequest:
+    """The GET for an ``@odata.nextLink``, relative to ``graph_base``.
+
+    Raises ``ValueError`` unless the link has the base's scheme, host and port and lies under
+    its path: the request carries the tenant's bearer token, which must never leave Graph.
+    """
+    base, target = urlsplit(graph_base), urlsplit(link)
+    try:
+        same_origin = (
+            target.scheme.lower() == base.scheme.lower()
+            and (target.hostname or "") == (base.hostname or "")
+            and _port(target.scheme, target.port) == _port(base.scheme, base.port)
+            and target.username is None
+            and target.password is None
+        )
+    except ValueError:  # an unparsable port
+        same_origin = False
+    prefix = base.path.rstrip("/")
+    if not same_origin or not target.path.startswith(prefix + "/"):
+        raise ValueError(
+            f"Graph sent a nextLink outside {graph_base} ({target.scheme}://{target.hostname}); "
+            "not followed, so the token is not sent there"
+        )
+    return GraphRequest(
+        "GET", target.path[len(prefix) :] + (f"?{target.query}" if target.query else "")
+    )
+
+
+def _port(scheme: str, port: int | None) -> int | None:
+    if port is not None:
+        return port
+    return {"https": 443, "http": 80}.get(scheme.lower())

@@ -1,6 +1,7 @@
-"""CSV and JSON Lines input -> ``Row`` and ``Rejected`` items (pure parsing, no I/O policy).
+"""CSV and JSON Lines input -> ``Row`` and ``Rejected`` items, and tenant lists for discover.
 
-Rules that every reader here follows:
+Streaming readers on one text layer (encoding sniffing, bounded lines); what a valid row is
+lives in ``_rows``. Rules that every reader here follows:
 
 1. Exactly one item per data row, in input order, numbered 1, 2, 3... A data row is a CSV
    record after the header, or a JSONL line, that is not blank, not a ``#`` comment and (CSV)
@@ -8,8 +9,7 @@ Rules that every reader here follows:
 2. A bad row never stops the run: it becomes ``Rejected`` with a stable ``code`` and a message
    that names the column. Only a problem of the whole input (a CSV header without a tenant or
    connector column) raises ``InputError``, before the first item.
-3. Tenants and connectors end up in URLs, so validation here is the security boundary: a
-   tenant is a GUID or an ASCII DNS name, a connector is a GUID, nothing else gets through.
+3. Values are validated by ``_rows`` (the security boundary: they end up in URLs).
 4. Memory is bounded: the input is read in chunks, a physical line (or CSV record) longer than
    ``max_line_bytes`` is skipped chunk by chunk and rejected, never buffered whole.
 """
@@ -18,191 +18,35 @@ from __future__ import annotations
 
 import codecs
 import csv
-import enum
 import io
 import re
 import uuid
-from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from itertools import compress
-from typing import BinaryIO, Final, TypeAlias
+from typing import BinaryIO, Final
 
 import orjson
 
-from batchsync._errors import ConfigError, ErrorKind, InputError
+from ._errors import ConfigError, ErrorKind, InputError
+from ._rows import (
+    CONNECTOR,
+    FIELD_NAMES,
+    SYNC,
+    TENANT,
+    InputFormat,
+    Item,
+    Rejected,
+    RowRules,
+    SyncType,
+    canonical_connector,
+    canonical_tenant,
+    field_of,
+    raw_value,
+    row_problems,
+    show_value,
+)
 
-__all__ = [
-    "InputFormat",
-    "Item",
-    "Rejected",
-    "Row",
-    "SyncType",
-    "canonical_connector",
-    "canonical_tenant",
-    "detect_format",
-    "drop_duplicates",
-    "read_items",
-    "record_to_item",
-]
-
-
-class SyncType(enum.StrEnum):
-    """The ``syncType`` of the Graph action, written canonically."""
-
-    FULL = "fullSync"
-    DELTA = "deltaSync"
-
-    @classmethod
-    def parse(cls, text: str) -> SyncType:
-        """Match ``fullSync``/``deltaSync`` case-insensitively; raise ``ValueError`` otherwise."""
-        found = _SYNC_TYPES.get(text.strip().lower())
-        if found is None:
-            raise ValueError(f"{_show(text)} is not a sync type; use fullSync or deltaSync")
-        return found
-
-
-_SYNC_TYPES: Final[dict[str, SyncType]] = {s.value.lower(): s for s in SyncType}
-
-
-class InputFormat(enum.StrEnum):
-    """How the input is encoded (``--format``)."""
-
-    CSV = "csv"
-    JSONL = "jsonl"
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One valid input row, canonical: lower-case tenant and connector, canonical syncType."""
-
-    line: int
-    tenant: str
-    connector: str
-    sync_type: SyncType
-    extra: Mapping[str, str] | None = None
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """Identity for duplicates and ``--resume``: (tenant, connector, syncType)."""
-        return (self.tenant, self.connector, self.sync_type.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A data row that cannot be run: ``invalid`` (kind input) or ``skipped`` (duplicate).
-
-    ``tenant``, ``connector`` and ``sync_type`` hold the raw values (trimmed, cut to 200
-    characters) when the row had them, for the report.
-    """
-
-    line: int
-    tenant: str | None
-    connector: str | None
-    sync_type: str | None
-    kind: ErrorKind
-    code: str
-    message: str
-    extra: Mapping[str, str] | None = None
-
-
-Item: TypeAlias = Row | Rejected
-
-
-def _row_factory() -> Callable[[int, str, str, SyncType, Mapping[str, str] | None], Row]:
-    """``Row(...)`` without the frozen dataclass ``__init__``, which pays an
-    ``object.__setattr__`` call per field: a third of the parse time at a million rows.
-    Same object as ``Row(...)`` (a test checks it); only for values already validated.
-    """
-    new = object.__new__
-    set_line, set_tenant, set_connector, set_sync, set_extra = (
-        Row.__dict__[name].__set__ for name in ("line", "tenant", "connector", "sync_type", "extra")
-    )
-
-    def make(
-        line: int, tenant: str, connector: str, sync: SyncType, extra: Mapping[str, str] | None
-    ) -> Row:
-        row = new(Row)
-        set_line(row, line)
-        set_tenant(row, tenant)
-        set_connector(row, connector)
-        set_sync(row, sync)
-        set_extra(row, extra)
-        return row
-
-    return make
-
-
-_new_row: Final = _row_factory()
-
-# --------------------------------------------------------------------------- values
-
-_HEX = "[0-9A-Fa-f]"
-_GUID_RE: Final = re.compile(rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}")
-# RFC 1123 labels (ASCII letters, digits, inner hyphens), at least two labels, and a top-level
-# label that starts with a letter (so no IP addresses). Explicit ASCII classes, no IGNORECASE:
-# with IGNORECASE, [a-z] would also match the Kelvin sign and the long s.
-_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DOMAIN_RE: Final = re.compile(rf"(?:{_LABEL}\.)+[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])")
-_MAX_DOMAIN: Final = 253
-_RAW_MAX: Final = 200  # raw values kept in Rejected
-_TENANT_CACHE_MAX: Final = 16_384
-
-
-def canonical_tenant(text: str) -> str | None:
-    """A tenant GUID (braces allowed) or DNS domain name, lower-cased; None if it is neither."""
-    if _GUID_RE.fullmatch(text) or (len(text) <= _MAX_DOMAIN and _DOMAIN_RE.fullmatch(text)):
-        return text.lower()
-    if text[:1] == "{" and text[-1:] == "}" and _GUID_RE.fullmatch(text, 1, len(text) - 1):
-        return text[1:-1].lower()
-    return None
-
-
-def canonical_connector(text: str) -> str | None:
-    """A GUID (``8-4-4-4-12`` hex, braces allowed) lower-cased without braces; None otherwise."""
-    if _GUID_RE.fullmatch(text):
-        return text.lower()
-    if text[:1] == "{" and text[-1:] == "}" and _GUID_RE.fullmatch(text, 1, len(text) - 1):
-        return text[1:-1].lower()
-    return None
-
-
-def _show(value: str) -> str:
-    """A short, escaped rendering of a user value for messages (repr escapes control chars)."""
-    return repr(value if len(value) <= 60 else value[:60] + "...")
-
-
-def _raw(value: str) -> str | None:
-    return value[:_RAW_MAX] if value else None
-
-
-# --------------------------------------------------------------------------- columns
-
-_TENANT, _CONNECTOR, _SYNC = "tenant", "connector", "syncType"
-_FIELD_NAMES: Final = {
-    _TENANT: "tenant, tenantId, tenant_id",
-    _CONNECTOR: "connector, connectorId, connector_id, id",
-    _SYNC: "syncType, sync_type",
-}
-# Names as _field_of sees them: case, spaces, '_' and '-' do not matter ("Tenant ID" is tenantid).
-_ALIASES: Final[dict[str, str]] = {
-    "tenant": _TENANT,
-    "tenantid": _TENANT,
-    "connector": _CONNECTOR,
-    "connectorid": _CONNECTOR,
-    "id": _CONNECTOR,
-    "synctype": _SYNC,
-}
-_KEY_STRIP: Final = str.maketrans("", "", " _-")
-
-
-# JSON key as written -> canonical field, or "" for an extra key (see _learn_field).
-_FIELD_CACHE: Final[dict[str, str]] = {}
-
-
-def _field_of(name: str) -> str | None:
-    """The canonical field a column or key names, or None for an extra column."""
-    return _ALIASES.get(name.strip().lower().translate(_KEY_STRIP))
+__all__ = ["detect_format", "read_items", "read_tenants", "record_to_item"]
 
 
 # --------------------------------------------------------------------------- formats
@@ -476,7 +320,7 @@ def _parse_header(fields: list[str]) -> tuple[dict[str, int], list[str], list[tu
     extras: list[tuple[int, str]] = []
     used: set[str] = set()
     for i, name in enumerate(names):
-        field = _field_of(name)
+        field = field_of(name)
         if field is None:
             unique = name or f"column{i + 1}"
             while unique in used:
@@ -497,15 +341,18 @@ def _parse_header(fields: list[str]) -> tuple[dict[str, int], list[str], list[tu
 _EXCEL_SEP_RE: Final = re.compile(r"[Ss][Ee][Pp]=([^\"\r\n])")
 
 
+_DELIMITERS: Final = (",", ";", "\t", "|")
+
+
 def _sniff_header(first: str) -> tuple[str, list[str]]:
     """Pick the delimiter that makes a usable header; else the most frequent one."""
-    candidates = (",", ";", "\t", "|")
+    candidates = _DELIMITERS
     parsed: dict[str, list[str]] = {}
     for delim in candidates:
         fields = next(csv.reader([first], delimiter=delim, skipinitialspace=True), [])
         parsed[delim] = fields
-        kinds = {_field_of(f) for f in fields}
-        if _TENANT in kinds and _CONNECTOR in kinds:
+        kinds = {field_of(f) for f in fields}
+        if TENANT in kinds and CONNECTOR in kinds:
             return delim, fields
     unquoted = re.sub(r'"[^"]*"', "", first)
     best = max(candidates, key=lambda d: (unquoted.count(d), -candidates.index(d)))
@@ -513,7 +360,7 @@ def _sniff_header(first: str) -> tuple[str, list[str]]:
 
 
 def _missing_columns(names: list[str], missing: list[str], bad_encoding: bool) -> InputError:
-    wanted = "; ".join(f"{f!r} (accepted, any case: {_FIELD_NAMES[f]})" for f in missing)
+    wanted = "; ".join(f"{f!r} (accepted, any case: {FIELD_NAMES[f]})" for f in missing)
     shown = ", ".join(repr(n[:40]) for n in names[:10]) or "nothing"
     message = f"the CSV header has no column for {wanted}; the header has {shown}"
     if any(canonical_tenant(n) or canonical_connector(n) for n in names):
@@ -555,75 +402,69 @@ def _read_csv(lines: _Lines, encoding: str, default: SyncType, keep_extra: bool)
     else:
         delimiter, fields = _sniff_header(first)
     found, names, extra_cols = _parse_header(fields)
-    missing = [f for f in (_TENANT, _CONNECTOR) if f not in found]
+    missing = [f for f in (TENANT, CONNECTOR) if f not in found]
     if missing:
         raise _missing_columns(names, missing, header_bad_encoding)
     head = _Header(
         width=len(names),
-        tenant=found[_TENANT],
-        connector=found[_CONNECTOR],
-        sync=found.get(_SYNC, -1),
+        tenant=found[TENANT],
+        connector=found[CONNECTOR],
+        sync=found.get(SYNC, -1),
         names=tuple(names),
         extras=tuple(extra_cols),
     )
     feed.at_start = True
     enc_message = _encoding_problem(encoding, csv_hint=True)
-    quote_hint = "; is a quote left open?"
     ti, ci, si, width = head.tenant, head.connector, head.sync, head.width
     need = max(ti, ci, si) + 1
-    canon_tenant, canon_connector, sync_types = canonical_tenant, canonical_connector, _SYNC_TYPES
-    # Tenants repeat (many connectors or rows per tenant): remember the valid ones, boundedly.
-    tenants: dict[str, str] = {}
-    guid_match, new_row = _GUID_RE.fullmatch, _new_row
+    accept = RowRules(default).accept
     line = 0
+    for rec in _csv_records(feed, delimiter):
+        if isinstance(rec, str):
+            line += 1
+            yield _too_long(line, max_bytes, rec)
+            continue
+        # Undecodable bytes only matter in the fields we use: an Excel "CSV (comma
+        # delimited)" export in cp1252 may have a "Müller GmbH" in another column.
+        bad_line = feed.bad_encoding
+        n = len(rec)
+        if n >= need:
+            t = rec[ti].strip()
+            c = rec[ci].strip()
+            s = rec[si].strip() if si >= 0 else ""
+        else:
+            t = rec[ti].strip() if ti < n else ""
+            c = rec[ci].strip() if ci < n else ""
+            s = rec[si].strip() if 0 <= si < n else ""
+        if not (t or c or s) and not any(f.strip() for f in rec):
+            continue  # an empty record (",,,") counts as a blank line
+        line += 1
+        bad_encoding = bad_line and ("\ufffd" in t or "\ufffd" in c or "\ufffd" in s)
+        extra = _csv_extra(rec, head) if keep_extra else None
+        row = accept(line, t, c, s, extra)
+        if row is None or bad_encoding or (n > width and any(f.strip() for f in rec[width:])):
+            yield _reject_csv(line, rec, head, t, c, s, bad_encoding, enc_message, extra)
+        else:
+            yield row
+
+
+def _csv_records(feed: _CsvFeed, delimiter: str) -> Iterator[list[str] | str]:
+    """The records of a CSV body; one that outgrows the cap (or trips csv's own field limit)
+    comes as the hint to add to its ``line_too_long`` message instead, and reading goes on
+    with the next record. ``feed.bad_encoding`` describes the record just yielded."""
     while True:
         reader = csv.reader(feed, delimiter=delimiter, skipinitialspace=True, strict=False)
         try:
             for rec in reader:
-                # Undecodable bytes only matter in the fields we use: an Excel "CSV (comma
-                # delimited)" export in cp1252 may have a "Müller GmbH" in another column.
-                bad_line = feed.bad_encoding
                 feed.at_start = True
-                n = len(rec)
-                if n >= need:
-                    t = rec[ti].strip()
-                    c = rec[ci].strip()
-                    s = rec[si].strip() if si >= 0 else ""
-                else:
-                    t = rec[ti].strip() if ti < n else ""
-                    c = rec[ci].strip() if ci < n else ""
-                    s = rec[si].strip() if 0 <= si < n else ""
-                if not (t or c or s) and not any(f.strip() for f in rec):
-                    continue  # an empty record (",,,") counts as a blank line
-                line += 1
-                bad_encoding = bad_line and ("\ufffd" in t or "\ufffd" in c or "\ufffd" in s)
-                extra = _csv_extra(rec, head) if keep_extra else None
-                tenant = tenants.get(t)
-                if tenant is None:
-                    tenant = canon_tenant(t)
-                    if tenant is not None and len(tenants) < _TENANT_CACHE_MAX:
-                        tenants[t] = tenant
-                connector = c.lower() if guid_match(c) else canon_connector(c)
-                sync = sync_types.get(s.lower()) if s else default
-                if (
-                    bad_encoding
-                    or tenant is None
-                    or connector is None
-                    or sync is None
-                    or (n > width and any(f.strip() for f in rec[width:]))
-                ):
-                    yield _reject_csv(line, rec, head, t, c, s, bad_encoding, enc_message, extra)
-                else:
-                    yield new_row(line, tenant, connector, sync, extra)
+                yield rec
             return
         except _TooLong:
-            line += 1
             feed.at_start = True
-            yield _too_long(line, max_bytes, quote_hint)
+            yield "; is a quote left open?"
         except csv.Error as exc:  # only csv's own field size limit is left to trip
-            line += 1
             feed.at_start = True
-            yield _too_long(line, max_bytes, f" ({str(exc)[:80]})")
+            yield f" ({str(exc)[:80]})"
 
 
 def _csv_extra(rec: list[str], head: _Header) -> dict[str, str]:
@@ -656,49 +497,21 @@ def _reject_csv(
                     f"the row has {n} fields but the header has {head.width}; {delim_hint}",
                 )
             )
-        problems += _value_problems(
+        problems += row_problems(
             (head.names[head.tenant], t),
             (head.names[head.connector], c),
-            (head.names[head.sync] if head.sync >= 0 else _SYNC, s),
+            (head.names[head.sync] if head.sync >= 0 else SYNC, s),
         )
     return Rejected(
         line,
-        _raw(t),
-        _raw(c),
-        _raw(s),
+        raw_value(t),
+        raw_value(c),
+        raw_value(s),
         ErrorKind.INPUT,
         problems[0][0],
         "; ".join(m for _, m in problems),
         extra,
     )
-
-
-def _value_problems(
-    tenant: tuple[str, str | None], connector: tuple[str, str | None], sync: tuple[str, str | None]
-) -> list[tuple[str, str]]:
-    """(code, message) for each bad value, given (column name, trimmed value) pairs.
-
-    A value of None was already reported (a JSON value that is not a string) and is skipped.
-    """
-    problems: list[tuple[str, str]] = []
-    name, value = tenant
-    if value == "":
-        problems.append(("missing_value", f"column {name!r}: no value"))
-    elif value is not None and canonical_tenant(value) is None:
-        problems.append(
-            ("bad_tenant", f"column {name!r}: {_show(value)} is not a tenant GUID or domain name")
-        )
-    name, value = connector
-    if value == "":
-        problems.append(("missing_value", f"column {name!r}: no value"))
-    elif value is not None and canonical_connector(value) is None:
-        problems.append(("bad_connector", f"column {name!r}: {_show(value)} is not a GUID"))
-    name, value = sync
-    if value and value.lower() not in _SYNC_TYPES:
-        problems.append(
-            ("bad_sync_type", f"column {name!r}: {_show(value)} is not fullSync or deltaSync")
-        )
-    return problems
 
 
 # --------------------------------------------------------------------------- JSON Lines
@@ -721,8 +534,7 @@ def _read_jsonl(
     next_line = lines.next_line
     enc_message = _encoding_problem(encoding, csv_hint=False)
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    field_cache, tenants, sync_types = _FIELD_CACHE, dict[str, str](), _SYNC_TYPES
-    guid_match, new_row = _GUID_RE.fullmatch, _new_row
+    field_cache, accept = _FIELD_CACHE, RowRules(default).accept
     line = 0
     while True:
         text, nbytes, bad_encoding = next_line()
@@ -771,48 +583,44 @@ def _read_jsonl(
             field = field_cache.get(key)
             if field is None:
                 field = _learn_field(key)
-            if field == _TENANT:
+            if field == TENANT:
                 tv = value
                 seen += 1
-            elif field == _CONNECTOR:
+            elif field == CONNECTOR:
                 cv = value
                 seen += 4
-            elif field == _SYNC:
+            elif field == SYNC:
                 sv = value
                 seen += 16
         if (seen == 5 or seen == 21) and type(tv) is str and type(cv) is str:
-            t = tv.strip()
-            tenant = tenants.get(t)
-            if tenant is None:
-                tenant = canonical_tenant(t)
-                if tenant is not None and len(tenants) < _TENANT_CACHE_MAX:
-                    tenants[t] = tenant
-            c = cv.strip()
-            connector = c.lower() if guid_match(c) else canonical_connector(c)
             if sv is None:
-                sync: SyncType | None = default
+                s = ""
             elif type(sv) is str:
                 s = sv.strip()
-                sync = sync_types.get(s.lower()) if s else default
             else:
-                sync = None
-            if tenant is not None and connector is not None and sync is not None:
-                extra = _json_extra(obj) if keep_extra else None
-                yield new_row(line, tenant, connector, sync, extra)
+                s = "\x00"  # not a string: never a sync type, explained below
+            extra = _json_extra(obj) if keep_extra else None
+            row = accept(line, tv.strip(), cv.strip(), s, extra)
+            if row is not None:
+                yield row
                 continue
         yield _json_row(line, obj, default, keep_extra)
 
 
+# JSON key as written -> canonical field, or "" for an extra key.
+_FIELD_CACHE: Final[dict[str, str]] = {}
+
+
 def _learn_field(key: str) -> str:
     """``_field_of`` for a JSON key, remembered (boundedly): keys repeat on every line."""
-    field = _field_of(key) or ""
+    field = field_of(key) or ""
     if len(_FIELD_CACHE) < 1024:
         _FIELD_CACHE[key] = field
     return field
 
 
 def _json_extra(obj: Mapping[str, object]) -> dict[str, str]:
-    return {key: _json_text(value) for key, value in obj.items() if not _field_of(key)}
+    return {key: _json_text(value) for key, value in obj.items() if not field_of(key)}
 
 
 def record_to_item(
@@ -835,7 +643,7 @@ def _json_row(line: int, obj: Mapping[str, object], default: SyncType, keep_extr
     extra = _json_extra(obj) if keep_extra else None
     ambiguous: str | None = None
     for key, value in obj.items():
-        field = _field_of(key)
+        field = field_of(key)
         if field is None:
             continue
         if field in values:
@@ -844,36 +652,34 @@ def _json_row(line: int, obj: Mapping[str, object], default: SyncType, keep_extr
             )
         else:
             values[field] = (key, value)
-    t, c, s = (_json_str(values.get(f)) for f in (_TENANT, _CONNECTOR, _SYNC))
+    t, c, s = (_json_str(values.get(f)) for f in (TENANT, CONNECTOR, SYNC))
     if ambiguous is None and t is not None and c is not None and s is not None:
-        tenant = canonical_tenant(t)
-        connector = canonical_connector(c)
-        sync = _SYNC_TYPES.get(s.lower()) if s else default
-        if tenant is not None and connector is not None and sync is not None:
-            return Row(line, tenant, connector, sync, extra)
+        row = RowRules(default).accept(line, t, c, s, extra)
+        if row is not None:
+            return row
     if ambiguous is not None:
         problems = [("ambiguous_column", ambiguous)]
     else:
         problems = []
         typed = (
-            (_TENANT, t, "bad_tenant"),
-            (_CONNECTOR, c, "bad_connector"),
-            (_SYNC, s, "bad_sync_type"),
+            (TENANT, t, "bad_tenant"),
+            (CONNECTOR, c, "bad_connector"),
+            (SYNC, s, "bad_sync_type"),
         )
         for field, value, code in typed:
             if value is None:
                 key, bad = values[field]
                 problems.append((code, f"column {key!r}: expected a string, got {_json_type(bad)}"))
-        problems += _value_problems(
-            (values[_TENANT][0] if _TENANT in values else _TENANT, t),
-            (values[_CONNECTOR][0] if _CONNECTOR in values else _CONNECTOR, c),
-            (values[_SYNC][0] if _SYNC in values else _SYNC, s),
+        problems += row_problems(
+            (values[TENANT][0] if TENANT in values else TENANT, t),
+            (values[CONNECTOR][0] if CONNECTOR in values else CONNECTOR, c),
+            (values[SYNC][0] if SYNC in values else SYNC, s),
         )
     return Rejected(
         line,
-        _raw(t if t is not None else _json_text(values[_TENANT][1])),
-        _raw(c if c is not None else _json_text(values[_CONNECTOR][1])),
-        _raw(s if s is not None else _json_text(values[_SYNC][1])),
+        raw_value(t if t is not None else _json_text(values[TENANT][1])),
+        raw_value(c if c is not None else _json_text(values[CONNECTOR][1])),
+        raw_value(s if s is not None else _json_text(values[SYNC][1])),
         ErrorKind.INPUT,
         problems[0][0],
         "; ".join(m for _, m in problems),
@@ -900,103 +706,132 @@ def _json_text(value: object) -> str:
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # a library caller's object that is not JSON: still show something
-        return repr(value)[:_RAW_MAX]
+        return raw_value(repr(value)) or ""
 
 
-# --------------------------------------------------------------------------- duplicates
+# --------------------------------------------------------------------------- tenant lists
 
 
-_EMPTY: Final = 0
-_MAX_STORED_LINE: Final = 2**32 - 2
+def read_tenants(stream: BinaryIO, *, max_line_bytes: int = 64 * 1024) -> Iterator[str | Rejected]:
+    """The tenants of a ``discover`` input, canonical, one per data row in input order
+    (repeats kept: the caller skips them).
 
-
-def _clamp_line(line: int) -> int:
-    """Lines beyond 4e9 (never seen in practice) are remembered as 4e9."""
-    return min(max(line, 0), _MAX_STORED_LINE)
-
-
-class _SeenKeys:
-    """Open-addressing table (linear probing) of 96-bit key hashes -> first line, in flat
-    arrays of 16 bytes a slot, at most half full.
-
-    A million distinct keys take 32 MB (48 MB while growing), where a dict of Python ints
-    would take over 100 MB. The 96 bits are two SipHash values (Python's ``hash`` of str,
-    keyed with a per-process secret, which is fine: they are compared within one run only),
-    four times cheaper than blake2b. Two different keys share them with probability about
-    n**2 / 2**97 (6e-18 for a million rows): treated as impossible.
+    The input is one tenant per line, or a CSV (``run``'s delimiters) whose header names a
+    tenant column, or JSONL with a tenant key; column names as ``run`` takes them (tenant,
+    tenantId, tenant_id, any case). Same text layer as ``read_items`` (encodings, blank and
+    ``#`` lines, bounded lines). A row that is not a tenant is a ``Rejected``, never a guess.
+    Raises ``InputError`` for a CSV header with no tenant column.
     """
+    text, _ = _open_text(stream)
+    try:
+        feed = _CsvFeed(_Lines(text, max_line_bytes))
+        first = _next_line(feed)
+        if first is None:
+            return
+        stripped = first.strip() if isinstance(first, str) else ""
+        if stripped.startswith("{"):
+            yield from _jsonl_tenants(feed, first, max_line_bytes)
+            return
+        delimiter = _tenant_delimiter(stripped) if stripped else None
+        if delimiter is None:
+            yield from _plain_tenants(feed, first, max_line_bytes)
+            return
+        header = next(csv.reader([stripped], delimiter=delimiter, skipinitialspace=True))
+        column = next(i for i, name in enumerate(header) if field_of(name) == TENANT)
+        line = 0
+        for rec in _csv_records(feed, delimiter):
+            if isinstance(rec, str):
+                line += 1
+                yield _too_long(line, max_line_bytes, rec)
+                continue
+            if not any(f.strip() for f in rec):
+                continue  # an empty record (";;") counts as a blank line
+            line += 1
+            yield _tenant_item(line, rec[column].strip() if column < len(rec) else "")
+    finally:
+        text.detach()
 
-    __slots__ = ("_count", "_hi", "_lines", "_lo", "_mask")
 
-    def __init__(self, log2_size: int = 12) -> None:
-        self._count = 0
-        self._alloc(1 << log2_size)
+_TooLongLine: Final = object()  # what _next_line gives for a line over the cap
 
-    def _alloc(self, size: int) -> None:
-        # array([0]) * size allocates once (bytes(n) would first build a throwaway copy).
-        self._lo = array("q", [0]) * size
-        self._hi = array("I", [0]) * size
-        self._lines = array("I", [_EMPTY]) * size  # line + 1; 0 (_EMPTY) marks a free slot
-        self._mask = size - 1
 
-    def __len__(self) -> int:
-        return self._count
-
-    def first_line(self, key: str, line: int) -> int | None:
-        """The line that first had ``key``, or None after recording ``line`` as the first."""
-        lo = hash(key)
-        hi = hash(key + "\x01") & 0xFFFFFFFF
-        lines, los, his, mask = self._lines, self._lo, self._hi, self._mask
-        i = lo & mask
-        while True:
-            seen = lines[i]
-            if seen == _EMPTY:
-                break
-            if los[i] == lo and his[i] == hi:
-                return seen - 1
-            i = (i + 1) & mask
-        lines[i] = line + 1 if 0 <= line < _MAX_STORED_LINE else _clamp_line(line) + 1
-        los[i] = lo
-        his[i] = hi
-        self._count = count = self._count + 1
-        if count + count > mask:
-            self._grow()
+def _next_line(feed: _CsvFeed) -> str | object | None:
+    """The next line that is not blank or a comment; ``_TooLongLine``; None at the end."""
+    feed.at_start = True
+    try:
+        return next(feed)
+    except StopIteration:
         return None
-
-    def _grow(self) -> None:
-        old_lines, old_lo, old_hi = self._lines, self._lo, self._hi
-        self._alloc(2 * (self._mask + 1))
-        lines, los, his, mask = self._lines, self._lo, self._hi, self._mask
-        # compress() skips the free slots in C.
-        for line, lo, hi in compress(zip(old_lines, old_lo, old_hi, strict=True), old_lines):
-            i = lo & mask
-            while lines[i] != _EMPTY:
-                i = (i + 1) & mask
-            lines[i] = line
-            los[i] = lo
-            his[i] = hi
+    except _TooLong:
+        return _TooLongLine
 
 
-def drop_duplicates(items: Iterable[Item]) -> Iterator[Item]:
-    """Pass items through; a Row whose key an earlier Row had becomes a ``duplicate``.
+def _tenant_delimiter(first: str) -> str | None:
+    """The delimiter that makes ``first`` a header with a tenant column; None for a plain
+    list (the first line is a tenant, or has no delimiter at all)."""
+    if canonical_tenant(first) is not None:
+        return None
+    for delimiter in _DELIMITERS:
+        fields = next(csv.reader([first], delimiter=delimiter, skipinitialspace=True), [])
+        if any(field_of(name) == TENANT for name in fields):
+            return delimiter
+    if any(d in first for d in _DELIMITERS):
+        raise InputError(
+            f"the header {first[:80]!r} has no tenant column; name it "
+            f"{FIELD_NAMES[TENANT]} (any case), or give one tenant per line",
+            code="missing_column",
+        )
+    return None
 
-    Memory is a small fixed cost per distinct key (see ``_SeenKeys``), never the rows.
-    """
-    seen = _SeenKeys()
-    for item in items:
-        if isinstance(item, Row):
-            # The parts cannot contain NUL (validated), so joining them is unambiguous.
-            key = f"{item.tenant}\x00{item.connector}\x00{item.sync_type.value}"
-            first = seen.first_line(key, item.line)
-            if first is not None:
-                item = Rejected(
-                    item.line,
-                    item.tenant,
-                    item.connector,
-                    item.sync_type.value,
-                    ErrorKind.DUPLICATE,
-                    "duplicate",
-                    f"duplicate of line {first} (same tenant, connector and syncType)",
-                    item.extra,
-                )
-        yield item
+
+def _tenant_item(line: int, value: str) -> str | Rejected:
+    tenant = canonical_tenant(value) if value else None
+    if tenant is not None:
+        return tenant
+    shown = show_value(value) if value else "no tenant"
+    return Rejected(
+        line,
+        raw_value(value),
+        None,
+        None,
+        ErrorKind.INPUT,
+        "bad_tenant" if value else "missing_value",
+        f"input row {line}: {shown} is not a tenant ID (GUID) or domain name",
+    )
+
+
+def _plain_tenants(feed: _CsvFeed, first: str | object, max_bytes: int) -> Iterator[str | Rejected]:
+    line = 0
+    current: str | object | None = first
+    while current is not None:
+        line += 1
+        if isinstance(current, str):
+            yield _tenant_item(line, current.strip())
+        else:
+            yield _too_long(line, max_bytes)
+        current = _next_line(feed)
+
+
+def _jsonl_tenants(feed: _CsvFeed, first: str | object, max_bytes: int) -> Iterator[str | Rejected]:
+    line = 0
+    current: str | object | None = first
+    while current is not None:
+        line += 1
+        if not isinstance(current, str):
+            yield _too_long(line, max_bytes)
+        else:
+            try:
+                obj = orjson.loads(current.strip())
+            except orjson.JSONDecodeError as exc:
+                obj = exc
+            if isinstance(obj, dict):
+                value = next((v for k, v in obj.items() if field_of(k) == TENANT), None)
+                yield _tenant_item(line, value.strip() if isinstance(value, str) else "")
+            else:
+                if isinstance(obj, orjson.JSONDecodeError):
+                    code, problem = "bad_json", f"not valid JSON: {str(obj)[:120]}"
+                else:
+                    code, problem = "not_an_object", "expected a JSON object with a tenant key"
+                message = f"input row {line}: {problem}"
+                yield Rejected(line, None, None, None, ErrorKind.INPUT, code, message)
+        current = _next_line(feed)

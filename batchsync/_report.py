@@ -14,7 +14,7 @@ import datetime as dt
 import enum
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 import orjson
@@ -27,7 +27,6 @@ __all__ = [
     "ReportWriter",
     "Status",
     "encode_outcome",
-    "read_resume_keys",
     "rfc3339",
 ]
 
@@ -114,44 +113,6 @@ def encode_outcome(outcome: Outcome) -> bytes:
     if outcome.extra is not None:
         doc["extra"] = dict(outcome.extra)
     return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
-
-
-def resume_key(tenant: str, connector: str, sync_type: str) -> int:
-    """A row's identity for ``--resume``, hashed to keep a million keys small in memory.
-
-    Python's tuple hash is 64 bits: a false match among a million rows has odds near
-    1e-7, the price of a set of ints instead of a set of string triples (~4x the memory).
-    """
-    return hash((tenant.strip().lower(), connector.strip().lower(), sync_type))
-
-
-def _iter_report_lines(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        yield from fh
-
-
-def read_resume_keys(path: str) -> tuple[set[int], int]:
-    """Keys of rows already ``ok`` in an existing report, and the count of lines read.
-
-    Lines that are not JSON objects are ignored (a torn line is cut off by the writer
-    before appending). Only ``status == "ok"`` counts: failed rows are tried again.
-    """
-    done: set[int] = set()
-    count = 0
-    for raw in _iter_report_lines(path):
-        if not raw.endswith(b"\n"):
-            break  # torn last line from a crash
-        count += 1
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(doc, dict) or doc.get("status") != Status.OK.value:
-            continue
-        tenant, connector, sync_type = doc.get("tenant"), doc.get("connector"), doc.get("syncType")
-        if isinstance(tenant, str) and isinstance(connector, str) and isinstance(sync_type, str):
-            done.add(resume_key(tenant, connector, sync_type))
-    return done, count
 
 
 class ReportWriter:

@@ -22,18 +22,11 @@ from ._clouds import Endpoints
 from ._connect import connect
 from ._engine import EngineSettings, run_engine
 from ._errors import ConfigError
-from ._feed import default_stdin, on_daemon_thread
-from ._input import (
-    InputFormat,
-    Item,
-    Row,
-    SyncType,
-    detect_format,
-    drop_duplicates,
-    read_items,
-)
-from ._report import Outcome, ReportWriter, Status, read_resume_keys, resume_key
-from ._shard import in_shard
+from ._feed import default_stdin, on_daemon_thread, prime
+from ._filters import drop_duplicates, read_resume_keys, resume_filter, shard_filter
+from ._input import detect_format, read_items
+from ._report import Outcome, ReportWriter, Status
+from ._rows import InputFormat, Item, SyncType
 from ._summary import RunStats
 
 __all__ = ["RunConfig", "build_items", "run_batch"]
@@ -64,19 +57,6 @@ class RunConfig:
     check: bool = False
 
 
-def _shard_filter(items: Iterable[Item], k: int, n: int) -> Iterator[Item]:
-    for item in items:
-        if in_shard(item.tenant or "", k, n):
-            yield item
-
-
-def _resume_filter(items: Iterable[Item], done: set[int]) -> Iterator[Item]:
-    for item in items:
-        if isinstance(item, Row) and resume_key(*item.key) in done:
-            continue
-        yield item
-
-
 def _open_input(path: str, stdin: IO[bytes]) -> IO[bytes]:
     if path == "-":
         return stdin
@@ -98,24 +78,11 @@ def build_items(
         keep_extra=config.keep_extra,
     )
     if config.shard is not None:
-        items = _shard_filter(items, *config.shard)
+        items = shard_filter(items, *config.shard)
     items = drop_duplicates(items)
     if resume_done:
-        items = _resume_filter(items, resume_done)
+        items = resume_filter(items, resume_done)
     return iter(items)
-
-
-def _prime(items: Iterator[Item]) -> Iterator[Item]:
-    """Read the first item now, so a bad header fails before any token is requested."""
-    first = next(items, None)
-    if first is None:
-        return iter(())
-
-    def chain() -> Iterator[Item]:
-        yield first
-        yield from items
-
-    return chain()
 
 
 async def run_batch(
@@ -147,7 +114,7 @@ async def run_batch(
                 done, _ = read_resume_keys(config.report_path)
                 log.info("resuming: %d rows already ok in %s", len(done), config.report_path)
         items = build_items(config, stream, resume_done=done)
-        items = await on_daemon_thread(_prime, items)
+        items = await on_daemon_thread(prime, items)
 
         if config.report_path == "-":
             writer = ReportWriter.to_stream(stdout)

@@ -22,10 +22,10 @@ from ._auth import AuthMode, AuthSettings
 from ._clouds import CloudName, resolve_endpoints
 from ._engine import EngineSettings
 from ._errors import BatchsyncError
-from ._input import InputFormat, SyncType
+from ._filters import parse_shard
 from ._pacing import RetryPolicy, TenantRate
+from ._rows import InputFormat, SyncType
 from ._runner import RunConfig, run_batch
-from ._shard import parse_shard
 from ._summary import RunStats, exit_status, format_summary, summary_dict
 from ._version import __version__
 

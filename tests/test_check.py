@@ -11,7 +11,7 @@ from _support import connector_id, make_rows, sim_config, tenant_id, write_csv
 from click.testing import CliRunner
 
 from batchsync._action import ExchangeConnectorCheck, ExchangeConnectorSync
-from batchsync._input import Row, SyncType
+from batchsync._rows import Row, SyncType
 from batchsync._runner import run_batch
 from batchsync.cli import main
 from batchsync.simulator import Simulator, SimulatorConfig, run_simulator, start_in_thread

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -19,10 +20,13 @@ from click.testing import CliRunner
 
 from batchsync._auth import AccessToken, AuthMode, AuthSettings
 from batchsync._clouds import resolve_endpoints
-from batchsync._discover import DiscoverConfig, discover, next_page_request, read_tenants
+from batchsync._discover import DiscoverConfig, discover
 from batchsync._engine import EngineSettings
-from batchsync._errors import ConfigError, ErrorKind
+from batchsync._errors import ErrorKind, InputError
+from batchsync._graph import next_page_request
+from batchsync._input import read_tenants
 from batchsync._pacing import RetryPolicy, TenantRate
+from batchsync._rows import Rejected
 from batchsync._summary import DiscoverStats
 from batchsync.cli import main
 from batchsync.simulator import (
@@ -71,6 +75,18 @@ def _expected(sim: Simulator, tenants: list[str]) -> set[tuple[str, str]]:
 # --------------------------------------------------------------------------- reading tenants
 
 
+def _tenants(data: bytes) -> tuple[list[str], list[Rejected]]:
+    """read_tenants on bytes: (tenants in order, first occurrence only; rejected rows)."""
+    found: list[str] = []
+    rejected: list[Rejected] = []
+    for item in read_tenants(io.BytesIO(data)):
+        if isinstance(item, Rejected):
+            rejected.append(item)
+        elif item not in found:
+            found.append(item)
+    return found, rejected
+
+
 @pytest.mark.parametrize(
     ("text", "tenants"),
     [
@@ -94,31 +110,40 @@ def _expected(sim: Simulator, tenants: list[str]) -> set[tuple[str, str]]:
 )
 def test_read_tenants_formats(text: str, tenants: list[str]) -> None:
     """Plain lists, CSV with any delimiter and alias, and JSONL give canonical distinct tenants."""
-    found, rejected = read_tenants(text.encode())
+    found, rejected = _tenants(text.encode())
     assert found == tenants
     assert rejected == []
 
 
 def test_read_tenants_rejects_lines_that_are_not_tenants() -> None:
-    """A line that is not a GUID or domain is rejected with its line number, the rest kept."""
-    found, rejected = read_tenants(b"contoso.com\nnot a tenant\nhttps://evil/x\nfabrikam.com\n")
+    """A line that is not a GUID or domain is rejected with its row number, the rest kept."""
+    found, rejected = _tenants(b"contoso.com\nnot a tenant\nhttps://evil/x\nfabrikam.com\n")
     assert found == ["contoso.com", "fabrikam.com"]
     assert [r.kind for r in rejected] == [ErrorKind.INPUT, ErrorKind.INPUT]
-    assert "line 2" in rejected[0].message
-    assert "line 3" in rejected[1].message
+    assert [r.line for r in rejected] == [2, 3]
+    assert "input row 2" in rejected[0].message
+    assert "input row 3" in rejected[1].message
 
 
 def test_read_tenants_jsonl_without_tenant_key() -> None:
     """A JSONL line without a tenant key, or not JSON, is rejected, never guessed."""
-    found, rejected = read_tenants(b'{"tenant": "a.com"}\n{"connector": "x"}\n{oops\n')
+    found, rejected = _tenants(b'{"tenant": "a.com"}\n{"connector": "x"}\n{oops\n')
     assert found == ["a.com"]
-    assert len(rejected) == 2
+    assert [r.code for r in rejected] == ["missing_value", "bad_json"]
 
 
 def test_read_tenants_header_without_tenant_column() -> None:
-    """A CSV header with no tenant column is a configuration error (exit 2), not 0 tenants."""
-    with pytest.raises(ConfigError, match="tenant column"):
-        read_tenants(b"customer,domain\nContoso,contoso.com\n")
+    """A CSV header with no tenant column is an input error (exit 2, as in run), not 0 tenants."""
+    with pytest.raises(InputError, match="tenant column"):
+        _tenants(b"customer,domain\nContoso,contoso.com\n")
+
+
+def test_read_tenants_streams() -> None:
+    """Tenants come as they are read: the first is there before the input ends."""
+    source = io.BytesIO(b"contoso.com\n" + b"fabrikam.com\n" * 100_000)
+    items = read_tenants(source)
+    assert next(items) == "contoso.com"
+    assert source.tell() < 1_000_000
 
 
 # --------------------------------------------------------------------------- paging links

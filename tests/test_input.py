@@ -17,20 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchsync._errors import ConfigError, ErrorKind, InputError
-from batchsync._input import (
+from batchsync._filters import _SeenKeys, drop_duplicates
+from batchsync._input import detect_format, read_items, record_to_item
+from batchsync._rows import (
     InputFormat,
     Item,
     Rejected,
     Row,
     SyncType,
-    _new_row,
-    _SeenKeys,
     canonical_connector,
     canonical_tenant,
-    detect_format,
-    drop_duplicates,
-    read_items,
-    record_to_item,
+    new_row,
 )
 
 G1 = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
@@ -204,7 +201,7 @@ def test_canonical_connector_rejects_non_guids(text: str) -> None:
 def test_fast_row_factory_builds_the_same_row() -> None:
     """The internal fast constructor makes a Row equal to the dataclass constructor's."""
     extra = {"a": "b"}
-    assert _new_row(3, "t.com", G1, SyncType.FULL, extra) == Row(
+    assert new_row(3, "t.com", G1, SyncType.FULL, extra) == Row(
         3, "t.com", G1, SyncType.FULL, extra
     )
     assert Row(3, "t.com", G1, SyncType.FULL).key == ("t.com", G1, "fullSync")
@@ -1068,3 +1065,49 @@ def test_property_valid_csv_round_trips(
         Row(n, t.lower(), c.lower(), SyncType.parse(s) if s else SyncType.DELTA)
         for n, (t, c, s) in enumerate(rows, start=1)
     ]
+
+
+# Any printable text but U+FFFD, which a file reader takes as the mark of bad bytes.
+_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffd"), max_size=12
+)
+
+
+def _values(*samples: str) -> st.SearchStrategy[str]:
+    """Mostly the given samples (valid and near-valid values), sometimes any text."""
+    return st.one_of(st.sampled_from(samples), st.sampled_from(samples), _TEXT)
+
+
+_TENANTS = _values(
+    G1.upper(),
+    "{" + G2 + "}",
+    " contoso.onmicrosoft.com ",
+    "Contoso.COM",
+    "1.2.3.4",
+    "a..b",
+    "x.y/../z",
+    "ünïcode.com",
+    "",
+    "  ",
+)
+_CONNECTORS = _values(G1, G2.upper(), "{" + G1 + "}", f" {G2} ", G1[:-1], G1 + "0", "", "  ")
+_SYNCS = _values("fullSync", "DELTASYNC", "deltasync ", "", "  ", "full", "delta sync")
+
+
+@given(tenant=_TENANTS, connector=_CONNECTORS, sync=_SYNCS)
+def test_property_csv_jsonl_and_mappings_agree(tenant: str, connector: str, sync: str) -> None:
+    """The same values as a CSV row, a JSONL line and a mapping give the same Row or code."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["n", "tenant", "connector", "syncType"])  # no value starts a line: no "#"
+    writer.writerow(["1", tenant, connector, sync])
+    record = {"n": "1", "tenant": tenant, "connector": connector, "syncType": sync}
+    (from_csv,) = list(read_items(io.BytesIO(buffer.getvalue().encode()), fmt=InputFormat.CSV))
+    (from_jsonl,) = list(read_items(io.BytesIO(orjson.dumps(record)), fmt=InputFormat.JSONL))
+    from_mapping = record_to_item(1, record)
+    if isinstance(from_mapping, Row):
+        assert from_csv == from_jsonl == from_mapping
+    else:
+        assert isinstance(from_csv, Rejected)
+        assert isinstance(from_jsonl, Rejected)
+        assert from_csv.code == from_jsonl.code == from_mapping.code

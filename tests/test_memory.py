@@ -22,10 +22,10 @@ from batchsync._auth import TokenProvider
 from batchsync._engine import EngineSettings, run_engine
 from batchsync._feed import READ_BATCH as _READ_BATCH
 from batchsync._graph import GraphClient
-from batchsync._input import Row, SyncType
 from batchsync._net import open_session
 from batchsync._pacing import TenantRate
 from batchsync._report import Outcome
+from batchsync._rows import Row, SyncType
 from batchsync.simulator import Simulator, SimulatorConfig, ThrottleConfig, run_simulator
 
 PEAK_BOUND_MB = 150.0  # a 100,000-row dry run (measured ~65 MB, of which ~55 MB is imports)

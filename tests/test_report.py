@@ -12,14 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchsync._errors import ConfigError, ErrorKind
+from batchsync._filters import read_resume_keys, resume_key
 from batchsync._report import (
     Outcome,
     ReportError,
     ReportWriter,
     Status,
     encode_outcome,
-    read_resume_keys,
-    resume_key,
     rfc3339,
 )
 

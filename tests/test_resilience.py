@@ -42,10 +42,11 @@ from batchsync._clouds import Endpoints, resolve_endpoints
 from batchsync._engine import EngineSettings, run_engine
 from batchsync._errors import ConfigError, InputError
 from batchsync._graph import GraphClient
-from batchsync._input import InputFormat, read_items
+from batchsync._input import read_items
 from batchsync._net import open_session
 from batchsync._pacing import TenantRate
 from batchsync._report import Outcome
+from batchsync._rows import InputFormat
 from batchsync._runner import run_batch
 from batchsync._summary import RunStats, exit_status
 from batchsync.cli import main

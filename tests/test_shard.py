@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from batchsync._shard import in_shard, parse_shard
+from batchsync._filters import in_shard, parse_shard
 
 TENANTS = [f"tenant{i}.onmicrosoft.com" for i in range(500)] + [
     f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(500)
@@ -75,7 +75,7 @@ def test_shard_is_the_same_in_another_process() -> None:
     """Processes with different hash seeds put every tenant in the same shard."""
     code = (
         "import sys\n"
-        "from batchsync._shard import in_shard\n"
+        "from batchsync._filters import in_shard\n"
         "tenants = sys.stdin.read().split()\n"
         "print(''.join(str(next(k for k in range(1, 8) if in_shard(t, k, 7))) for t in tenants))\n"
     )

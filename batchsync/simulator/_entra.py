@@ -27,7 +27,7 @@ import orjson
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from batchsync._input import canonical_tenant
+from batchsync._rows import canonical_tenant
 
 from ._http import json_response as _json
 from ._state import (

@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from batchsync._input import canonical_connector
+from batchsync._rows import canonical_connector
 
 from ._config import RetryAfterForm, SimulatorConfig
 from ._http import json_response as _json

@@ -1,0 +1,225 @@
+"""Which items go on: ``--shard``, duplicates and ``--resume``, with the row key defined once.
+
+Rules:
+
+1. A row's identity is ``row_key`` (tenant, connector, syncType as the report writes them):
+   duplicates and ``--resume`` both use it, so an edited input still resumes right.
+2. ``--shard`` splits by tenant with a hash that is the same in every process and on every
+   machine (blake2b of the canonical tenant, never Python's salted ``hash()``): all rows of a
+   tenant land in one shard, so its pacing and token stay in one process. A tenant written
+   once as a GUID and once as a domain name is two tenants here: nothing can tell they are
+   the same without asking Entra.
+3. Memory is a small fixed cost per distinct key, never the rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from array import array
+from collections.abc import Iterable, Iterator
+from itertools import compress
+from typing import Final
+
+import orjson
+
+from ._errors import ErrorKind
+from ._rows import Item, Rejected, Row
+
+__all__ = [
+    "drop_duplicates",
+    "in_shard",
+    "parse_shard",
+    "read_resume_keys",
+    "resume_filter",
+    "resume_key",
+    "row_key",
+    "shard_filter",
+]
+
+
+def row_key(tenant: str, connector: str, sync_type: str) -> str:
+    """A row's identity: canonical values joined by NUL (which no valid value contains)."""
+    return f"{tenant}\x00{connector}\x00{sync_type}"
+
+
+# --------------------------------------------------------------------------- --shard
+
+
+_SHARD_RE = re.compile(r"\s*([0-9]{1,9})\s*/\s*([0-9]{1,9})\s*")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``"K/N"`` into ``(K, N)``; raise ``ValueError`` unless ``1 <= K <= N``."""
+    m = _SHARD_RE.fullmatch(text)
+    if m is None:
+        raise ValueError(f"shard must be K/N, such as 2/8; got {text[:40]!r}")
+    k, n = int(m.group(1)), int(m.group(2))
+    if not 1 <= k <= n:
+        raise ValueError(f"shard K/N needs 1 <= K <= N, such as 2/8; got {k}/{n}")
+    return k, n
+
+
+def in_shard(tenant: str, k: int, n: int) -> bool:
+    """True when ``tenant`` belongs to shard ``k`` of ``n`` (1-based), the same everywhere."""
+    if not 1 <= k <= n:
+        raise ValueError(f"shard K/N needs 1 <= K <= N; got {k}/{n}")
+    canonical = tenant.strip().lower()
+    if canonical[:1] == "{" and canonical[-1:] == "}":  # a braced GUID, as _input accepts it
+        canonical = canonical[1:-1]
+    digest = hashlib.blake2b(canonical.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n == k - 1
+
+
+def shard_filter(items: Iterable[Item], k: int, n: int) -> Iterator[Item]:
+    """Only the items whose tenant falls in shard ``k`` of ``n`` (``line`` kept)."""
+    for item in items:
+        if in_shard(item.tenant or "", k, n):
+            yield item
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+_EMPTY: Final = 0
+_MAX_STORED_LINE: Final = 2**32 - 2
+
+
+def _clamp_line(line: int) -> int:
+    """Lines beyond 4e9 (never seen in practice) are remembered as 4e9."""
+    return min(max(line, 0), _MAX_STORED_LINE)
+
+
+class _SeenKeys:
+    """Open-addressing table (linear probing) of 96-bit key hashes -> first line, in flat
+    arrays of 16 bytes a slot, at most half full.
+
+    A million distinct keys take 32 MB (48 MB while growing), where a dict of Python ints
+    would take over 100 MB. The 96 bits are two SipHash values (Python's ``hash`` of str,
+    keyed with a per-process secret, which is fine: they are compared within one run only),
+    four times cheaper than blake2b. Two different keys share them with probability about
+    n**2 / 2**97 (6e-18 for a million rows): treated as impossible.
+    """
+
+    __slots__ = ("_count", "_hi", "_lines", "_lo", "_mask")
+
+    def __init__(self, log2_size: int = 12) -> None:
+        self._count = 0
+        self._alloc(1 << log2_size)
+
+    def _alloc(self, size: int) -> None:
+        # array([0]) * size allocates once (bytes(n) would first build a throwaway copy).
+        self._lo = array("q", [0]) * size
+        self._hi = array("I", [0]) * size
+        self._lines = array("I", [_EMPTY]) * size  # line + 1; 0 (_EMPTY) marks a free slot
+        self._mask = size - 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def first_line(self, key: str, line: int) -> int | None:
+        """The line that first had ``key``, or None after recording ``line`` as the first."""
+        lo = hash(key)
+        hi = hash(key + "\x01") & 0xFFFFFFFF
+        lines, los, his, mask = self._lines, self._lo, self._hi, self._mask
+        i = lo & mask
+        while True:
+            seen = lines[i]
+            if seen == _EMPTY:
+                break
+            if los[i] == lo and his[i] == hi:
+                return seen - 1
+            i = (i + 1) & mask
+        lines[i] = line + 1 if 0 <= line < _MAX_STORED_LINE else _clamp_line(line) + 1
+        los[i] = lo
+        his[i] = hi
+        self._count = count = self._count + 1
+        if count + count > mask:
+            self._grow()
+        return None
+
+    def _grow(self) -> None:
+        old_lines, old_lo, old_hi = self._lines, self._lo, self._hi
+        self._alloc(2 * (self._mask + 1))
+        lines, los, his, mask = self._lines, self._lo, self._hi, self._mask
+        # compress() skips the free slots in C.
+        for line, lo, hi in compress(zip(old_lines, old_lo, old_hi, strict=True), old_lines):
+            i = lo & mask
+            while lines[i] != _EMPTY:
+                i = (i + 1) & mask
+            lines[i] = line
+            los[i] = lo
+            his[i] = hi
+
+
+def drop_duplicates(items: Iterable[Item]) -> Iterator[Item]:
+    """Pass items through; a Row whose key an earlier Row had becomes a ``duplicate``.
+
+    Memory is a small fixed cost per distinct key (see ``_SeenKeys``), never the rows.
+    """
+    seen = _SeenKeys()
+    for item in items:
+        if isinstance(item, Row):
+            first = seen.first_line(row_key(*item.key), item.line)
+            if first is not None:
+                item = Rejected(
+                    item.line,
+                    item.tenant,
+                    item.connector,
+                    item.sync_type.value,
+                    ErrorKind.DUPLICATE,
+                    "duplicate",
+                    f"duplicate of line {first} (same tenant, connector and syncType)",
+                    item.extra,
+                )
+        yield item
+
+
+# --------------------------------------------------------------------------- --resume
+
+
+def resume_key(tenant: str, connector: str, sync_type: str) -> int:
+    """A row's ``row_key`` hashed, to keep a million resume keys small in memory.
+
+    Values from a report are trimmed and lower-cased as the input's are. Python's str hash
+    is 64 bits: a false match among a million rows has odds near 1e-7, the price of a set
+    of ints instead of a set of strings (~4x the memory).
+    """
+    return hash(row_key(tenant.strip().lower(), connector.strip().lower(), sync_type))
+
+
+def _report_lines(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        yield from fh
+
+
+def read_resume_keys(path: str) -> tuple[set[int], int]:
+    """Keys of rows already ``ok`` in an existing report, and the count of lines read.
+
+    Lines that are not JSON objects are ignored (a torn line is cut off by the writer
+    before appending). Only ``status == "ok"`` counts: failed rows are tried again.
+    """
+    done: set[int] = set()
+    count = 0
+    for raw in _report_lines(path):
+        if not raw.endswith(b"\n"):
+            break  # torn last line from a crash
+        count += 1
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(doc, dict) or doc.get("status") != "ok":
+            continue
+        tenant, connector, sync_type = doc.get("tenant"), doc.get("connector"), doc.get("syncType")
+        if isinstance(tenant, str) and isinstance(connector, str) and isinstance(sync_type, str):
+            done.add(resume_key(tenant, connector, sync_type))
+    return done, count
+
+
+def resume_filter(items: Iterable[Item], done: set[int]) -> Iterator[Item]:
+    """Items less the rows already ``ok`` in the report being resumed (``done`` keys)."""
+    for item in items:
+        if isinstance(item, Row) and resume_key(*item.key) in done:
+            continue
+        yield item
