@@ -798,13 +798,15 @@ def login(
             click.echo(cache.describe(), err=True)
             sys.exit(0 if cache.accounts else 1)
         endpoints = resolve_endpoints(cloud, graph_url=graph_url, authority_host=authority_host)
-        user = login_device_code(
-            settings,
-            endpoints,
-            tenant=tenant,
-            ca_bundle=ca_bundle,
-            echo=lambda m: click.echo(m, err=True),
-            timeout_s=timeout_s,
+        user = asyncio.run(
+            login_device_code(
+                settings,
+                endpoints,
+                tenant=tenant,
+                ca_bundle=ca_bundle,
+                echo=lambda m: click.echo(m, err=True),
+                timeout_s=timeout_s,
+            )
         )
     except BatchsyncError as exc:
         _fail(exc.message, exc.exit_code)
@@ -830,13 +832,13 @@ def logout(token_cache: str | None, client_id: str | None, accounts: tuple[str, 
     Example:
       batchsync logout
     """
-    from ._auth import logout as forget
+    from ._auth import logout as sign_out
 
     settings = AuthSettings(
         mode=AuthMode.DELEGATED, client_id=client_id, token_cache_path=token_cache
     )
     try:
-        removed = forget(settings, usernames=accounts or None)
+        removed = sign_out(settings, usernames=accounts or None)
     except BatchsyncError as exc:
         _fail(exc.message, exc.exit_code)
     click.echo(

@@ -21,3 +21,10 @@ def simulator_in_thread() -> Iterator[Simulator]:
     """A default simulator on its own thread, for blocking clients (MSAL, CliRunner)."""
     with start_in_thread() as sim:
         yield sim
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    """A default simulator on the test's loop, under the name the auth tests use."""
+    async with run_simulator() as simulator:
+        yield simulator

@@ -21,8 +21,8 @@ from _cli_support import ENV_NAMES
 from _support import client_certificate_pem, make_rows, tenant_id, write_csv
 from click.testing import CliRunner, Result
 
-from batchsync._entra_errors import RUN_STOP_CODES, TENANT_CODES
-from batchsync._token_cache import open_token_cache
+from batchsync._auth._entra_errors import RUN_STOP_CODES, TENANT_CODES
+from batchsync._auth._token_cache import open_token_cache
 from batchsync.cli import main
 from batchsync.simulator import TECHNICIAN_UPN, Simulator, start_in_thread
 

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchsync._entra_errors import (
+from batchsync._auth._entra_errors import (
     RETRY_CODES,
     RUN_STOP_CODES,
     TENANT_CODES,
-    Action,
     EntraError,
+    TokenVerdict,
     classify,
     describe,
     entra_error_from_response,
@@ -62,11 +62,11 @@ def _body(
 
 @pytest.mark.parametrize(
     ("code", "action"),
-    [(c, Action.RUN_STOP) for c in NOTES_RUN_STOP]
-    + [(c, Action.TENANT) for c in NOTES_TENANT]
-    + [(c, Action.RETRY) for c in NOTES_RETRY],
+    [(c, TokenVerdict.RUN_STOP) for c in NOTES_RUN_STOP]
+    + [(c, TokenVerdict.TENANT) for c in NOTES_TENANT]
+    + [(c, TokenVerdict.RETRY) for c in NOTES_RETRY],
 )
-def test_graph_notes_codes(code: int, action: Action) -> None:
+def test_graph_notes_codes(code: int, action: TokenVerdict) -> None:
     """Every code of graph-notes.md maps to its class."""
     assert classify(entra_error_from_response(_body(code))) is action
 
@@ -84,35 +84,37 @@ def test_tables_cover_graph_notes() -> None:
 @pytest.mark.parametrize("code", [1, 50000, 70011, 9002313, 123456789])
 def test_unknown_codes_fail_the_tenant(code: int) -> None:
     """An unknown code fails that tenant only."""
-    assert classify(entra_error_from_response(_body(code, "invalid_request"))) is Action.TENANT
+    assert (
+        classify(entra_error_from_response(_body(code, "invalid_request"))) is TokenVerdict.TENANT
+    )
 
 
 def test_temporarily_unavailable_is_retried_whatever_the_code() -> None:
     """``temporarily_unavailable`` is retried, even with an unknown code or none."""
-    assert classify(EntraError(error="temporarily_unavailable")) is Action.RETRY
-    assert classify(EntraError(error="temporarily_unavailable", codes=(123,))) is Action.RETRY
+    assert classify(EntraError(error="temporarily_unavailable")) is TokenVerdict.RETRY
+    assert classify(EntraError(error="temporarily_unavailable", codes=(123,))) is TokenVerdict.RETRY
 
 
 def test_invalid_client_stops_the_run() -> None:
     """``invalid_client`` (wrong secret or certificate) stops the run, code or not."""
-    assert classify(EntraError(error="invalid_client")) is Action.RUN_STOP
-    assert classify(EntraError(error="invalid_client", codes=(700027,))) is Action.RUN_STOP
+    assert classify(EntraError(error="invalid_client")) is TokenVerdict.RUN_STOP
+    assert classify(EntraError(error="invalid_client", codes=(700027,))) is TokenVerdict.RUN_STOP
 
 
 def test_tenant_code_beats_invalid_client() -> None:
     """An app missing in one tenant stays that tenant's failure even as invalid_client."""
-    assert classify(EntraError(error="invalid_client", codes=(700016,))) is Action.TENANT
+    assert classify(EntraError(error="invalid_client", codes=(700016,))) is TokenVerdict.TENANT
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
 def test_http_429_and_5xx_are_retried(status: int) -> None:
     """An unknown error with HTTP 429 or 5xx is retried."""
-    assert classify(EntraError(error="server_error", status=status)) is Action.RETRY
+    assert classify(EntraError(error="server_error", status=status)) is TokenVerdict.RETRY
 
 
 def test_http_400_unknown_fails_tenant() -> None:
     """An unknown error with HTTP 400 is not retried."""
-    assert classify(EntraError(error="invalid_request", status=400)) is Action.TENANT
+    assert classify(EntraError(error="invalid_request", status=400)) is TokenVerdict.TENANT
 
 
 def test_parse_keeps_first_sentence_and_code() -> None:
@@ -130,7 +132,7 @@ def test_parse_code_from_description_when_no_error_codes() -> None:
         {"error": "invalid_grant", "error_description": "AADSTS70008: Expired. Sign in."}
     )
     assert err.codes == (70008,)
-    assert classify(err) is Action.RUN_STOP
+    assert classify(err) is TokenVerdict.RUN_STOP
 
 
 def test_code_falls_back_to_error() -> None:
@@ -161,7 +163,7 @@ def test_error_from_text_with_embedded_json() -> None:
     assert err.codes == (90002,)
     assert err.error == "invalid_tenant"
     assert err.description == "Tenant 'nope' not found."
-    assert classify(err) is Action.TENANT
+    assert classify(err) is TokenVerdict.TENANT
 
 
 def test_error_from_text_with_bare_code() -> None:
@@ -199,7 +201,7 @@ def test_describe_counts_attempts_for_retries() -> None:
 def test_classify_is_total(error: str | None, codes: list[int], status: int | None) -> None:
     """Any error gets exactly one class and a message that starts with the tenant."""
     err = EntraError(error=error, codes=tuple(codes), status=status)
-    assert classify(err) in set(Action)
+    assert classify(err) in set(TokenVerdict)
     assert describe(err, tenant="t").startswith("tenant 't': token failed")
 
 

@@ -29,7 +29,7 @@ from _support import make_rows, tenant_id, write_csv
 from click.testing import CliRunner, Result
 
 from batchsync._clouds import CLOUDS, CloudName, resolve_endpoints
-from batchsync._msal_http import TrustedSession
+from batchsync._net import open_session
 from batchsync.cli import main
 from batchsync.simulator import Simulator, start_in_thread
 
@@ -441,5 +441,10 @@ def test_ca_bundle_adds_to_the_system_store(
     trusted = _invoke(["run", str(inp), *FAST], env)
     assert trusted.exit_code == 0, trusted.stderr
     assert _token_requests(sim) > before  # MSAL verified Entra with the system store too
-    with TrustedSession(ca_bundle=unrelated_ca) as session:
-        assert session.get(sim.url + "/").status_code == 404
+
+    async def probe() -> int:
+        async with open_session(ca_bundle=unrelated_ca, limit=1, user_agent="t") as session:
+            async with session.get(sim.url + "/") as resp:
+                return resp.status
+
+    assert asyncio.run(probe()) == 404  # the system store alone verifies it

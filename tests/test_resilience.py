@@ -1022,7 +1022,9 @@ def test_interrupt_saves_the_delegated_token_cache(tmp_path: Path, slow_graph: S
         mode=AuthMode.DELEGATED, client_id=sim.config.client_id, token_cache_path=str(cache)
     )
     endpoints = resolve_endpoints(graph_url=sim.url, authority_host=sim.url)
-    login_device_code(settings, endpoints, ca_bundle=sim.ca_pem_path, echo=lambda _: None)
+    asyncio.run(
+        login_device_code(settings, endpoints, ca_bundle=sim.ca_pem_path, echo=lambda _: None)
+    )
     before = set(_cached_realms(cache))
     rows = make_rows(3, 1)
     inp = write_csv(tmp_path / "in.csv", rows)

@@ -38,7 +38,7 @@ from msal_extensions import (
 )
 from msal_extensions.persistence import PersistenceDecryptionError, PersistenceNotFound
 
-from batchsync._errors import ConfigError
+from .._errors import ConfigError
 
 __all__ = [
     "PersistenceFactory",

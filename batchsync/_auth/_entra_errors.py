@@ -27,8 +27,8 @@ __all__ = [
     "RETRY_CODES",
     "RUN_STOP_CODES",
     "TENANT_CODES",
-    "Action",
     "EntraError",
+    "TokenVerdict",
     "classify",
     "describe",
     "entra_error_from_response",
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-class Action(enum.StrEnum):
+class TokenVerdict(enum.StrEnum):
     """What a failed token request means for the run."""
 
     RUN_STOP = "run-stop"  # nothing can work until a person acts
@@ -219,33 +219,33 @@ def entra_error_from_text(text: str, *, status: int | None = None) -> EntraError
     )
 
 
-def classify(err: EntraError) -> Action:
+def classify(err: EntraError) -> TokenVerdict:
     """RUN_STOP, TENANT or RETRY for one failed token request (rules in the module doc)."""
     if err.error in _RETRY_ERRORS:
-        return Action.RETRY
+        return TokenVerdict.RETRY
     if any(code in TENANT_CODES for code in err.codes):
-        return Action.TENANT
+        return TokenVerdict.TENANT
     if err.error in _RUN_STOP_ERRORS:
-        return Action.RUN_STOP
+        return TokenVerdict.RUN_STOP
     for code in err.codes:
         if code in RUN_STOP_CODES:
-            return Action.RUN_STOP
+            return TokenVerdict.RUN_STOP
         if code in RETRY_CODES:
-            return Action.RETRY
+            return TokenVerdict.RETRY
     if err.status is not None and (err.status == 429 or err.status >= 500):
-        return Action.RETRY
-    return Action.TENANT
+        return TokenVerdict.RETRY
+    return TokenVerdict.TENANT
 
 
-def _advice(err: EntraError, action: Action) -> str:
+def _advice(err: EntraError, action: TokenVerdict) -> str:
     for code in err.codes:
         for table in (RUN_STOP_CODES, TENANT_CODES, RETRY_CODES):
             if code in table:
                 advice = table[code]
-                return f"{advice}; {_TRANSIENT_HINT}" if action is Action.RETRY else advice
+                return f"{advice}; {_TRANSIENT_HINT}" if action is TokenVerdict.RETRY else advice
     if err.error is not None and err.error in _RUN_STOP_ERRORS:
         return _RUN_STOP_ERRORS[err.error]
-    if action is Action.RETRY:
+    if action is TokenVerdict.RETRY:
         return _TRANSIENT_HINT
     return "check the tenant and the app's permissions in it"
 
