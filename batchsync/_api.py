@@ -45,7 +45,7 @@ class Settings:
     endpoints: Endpoints = dataclasses.field(default_factory=resolve_endpoints)
     engine: EngineSettings = EngineSettings()
     ca_bundle: str | None = None
-    token_concurrency: int = 8
+    token_concurrency: int | None = None  # None: as many as engine.concurrency
     default_sync_type: SyncType = SyncType.DELTA
     max_buffered: int = 10_000
 

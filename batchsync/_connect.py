@@ -25,7 +25,7 @@ async def connect(
     *,
     ca_bundle: str | None,
     concurrency: int,
-    token_concurrency: int,
+    token_concurrency: int | None,
     timeout_s: float,
     check_reach: bool = True,
     with_tokens: bool = True,
@@ -33,6 +33,7 @@ async def connect(
     """The run's one aiohttp session, shared by Graph calls and (through ``LoopSession``)
     MSAL's token calls, and the token provider on it; settings checked (``ConfigError``)
     and, with ``check_reach``, Graph and Entra reached once before anything is sent."""
+    token_concurrency = token_concurrency or concurrency
     async with open_session(
         ca_bundle=ca_bundle,
         limit=concurrency + token_concurrency + 4,

@@ -83,7 +83,7 @@ class DiscoverConfig:
     errors_path: str | None = None
     overwrite: bool = False
     engine: EngineSettings = EngineSettings()
-    token_concurrency: int = 8
+    token_concurrency: int | None = None  # None: as many as engine.concurrency
     ca_bundle: str | None = None
     preflight: bool = True  # check that Graph and Entra are reachable and trusted first
 
@@ -346,7 +346,8 @@ class _Discoverer:
         token concurrency``), so tokens of the next tenants are being acquired while the
         slots are busy, under the token provider's own bound.
         """
-        in_progress = asyncio.Semaphore(self._s.concurrency + 2 * self._c.token_concurrency)
+        token_slots = self._c.token_concurrency or self._s.concurrency
+        in_progress = asyncio.Semaphore(self._s.concurrency + 2 * token_slots)
         seen: set[str] = set()
         feed = Feed(tenants, asyncio.get_running_loop())
         feed.start()

@@ -11,11 +11,10 @@ import os
 import sys
 from typing import IO
 
-from tqdm import tqdm
-
+from ._runner import RunConfig, run_batch
 from ._summary import RunStats
 
-__all__ = ["estimate_rows", "progress_postfix", "show_progress"]
+__all__ = ["estimate_rows", "progress_postfix", "run_with_progress", "show_progress"]
 
 _COUNT_LIMIT_BYTES = 256 * 1024 * 1024
 
@@ -63,6 +62,8 @@ async def show_progress(
     The last state is drawn once more when cancelled, then the bar is cleared (the summary
     follows on stderr).
     """
+    from tqdm import tqdm  # only when a bar is shown: not every run pays for the import
+
     bar = tqdm(
         total=total,
         unit=" rows",  # rate_fmt is "{rate}{unit}/s": "37.5 rows/s"
@@ -90,3 +91,18 @@ async def show_progress(
     finally:
         draw()
         bar.close()
+
+
+async def run_with_progress(config: RunConfig, stats: RunStats, *, show: bool) -> RunStats:
+    """``run_batch`` with the CLI's signal handling, and the bar beside it when ``show``."""
+    if not show:
+        return await run_batch(config, stats=stats, handle_signals=True)
+    total = None
+    if config.shard is None and not config.resume:  # else only part of the file is run
+        total = await asyncio.to_thread(estimate_rows, config.input_path)
+    async with asyncio.TaskGroup() as tg:
+        bar = tg.create_task(show_progress(stats, total=total))
+        try:
+            return await run_batch(config, stats=stats, handle_signals=True)
+        finally:
+            bar.cancel()

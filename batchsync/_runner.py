@@ -7,11 +7,9 @@ run with exit status 2 and nothing sent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
-import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, BinaryIO, cast
@@ -27,6 +25,7 @@ from ._filters import drop_duplicates, read_resume_keys, resume_filter, shard_fi
 from ._input import detect_format, read_items
 from ._report import Outcome, ReportWriter, Status
 from ._rows import InputFormat, Item, SyncType
+from ._signals import signal_route
 from ._summary import RunStats
 
 __all__ = ["RunConfig", "build_items", "run_batch"]
@@ -50,7 +49,7 @@ class RunConfig:
     overwrite: bool = False
     shard: tuple[int, int] | None = None
     ca_bundle: str | None = None
-    token_concurrency: int = 8
+    token_concurrency: int | None = None  # None: as many as engine.concurrency
     preflight: bool = True  # check that Graph and Entra are reachable and trusted first
     # ``run --dry-run --check``: acquire each tenant's token and read each connector (GET),
     # sync nothing; rows whose read succeeds are ``planned``.
@@ -162,7 +161,7 @@ async def run_batch(
             check_reach=config.preflight,
         ) as (tokens, graph):
             assert tokens is not None
-            with _signals(handle_signals) as hook:
+            with signal_route(handle_signals) as hook:
                 return await run_engine(
                     items,
                     action=action,
@@ -175,27 +174,3 @@ async def run_batch(
                     on_start=hook,
                 )
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-@contextlib.contextmanager
-def _signals(enabled: bool) -> Iterator[Callable[[Callable[[], None]], None] | None]:
-    """Route SIGINT/SIGTERM to the engine's ``interrupt`` while the engine runs."""
-    if not enabled:
-        yield None
-        return
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-
-    def hook(interrupt: Callable[[], None]) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, interrupt)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
-                pass
-
-    try:
-        yield hook
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)

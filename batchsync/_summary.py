@@ -24,6 +24,7 @@ __all__ = [
     "format_discover_summary",
     "format_summary",
     "summary_dict",
+    "write_summary_json",
 ]
 
 _ORDER = ("ok", "failed", "invalid", "skipped", "planned")
@@ -146,6 +147,12 @@ def summary_dict(stats: RunStats) -> dict[str, Any]:
         "stopped": stats.stop_reason,
         "exit_status": exit_status(stats),
     }
+
+
+def write_summary_json(path: str, stats: RunStats) -> None:
+    """``--summary-json``: the summary as one indented JSON document."""
+    with open(path, "wb") as fh:
+        fh.write(orjson.dumps(summary_dict(stats), option=orjson.OPT_INDENT_2))
 
 
 def format_summary(stats: RunStats) -> str:

@@ -11,7 +11,8 @@
                    RUN_STOP ─> RunStoppingAuthError, remembered for every tenant
 
 MSAL is blocking, so every MSAL call runs on a ``ThreadPoolExecutor`` the provider owns
-(``token_concurrency`` workers), never on the event loop. One MSAL application object per
+(``token_concurrency`` workers), never on the event loop. The very first call runs alone: a
+credential that dooms every tenant is then refused once, not once per slot. One MSAL application object per
 tenant (its authority is per tenant), all sharing one ``LoopSession`` (MSAL's HTTP on the
 run's aiohttp session, with our TLS trust) and one ``http_cache`` that keeps discovery
 documents only: MSAL's own caching of failed token POSTs (60 s for a 400, Retry-After or 5
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import os
@@ -35,7 +37,7 @@ import random
 import threading
 import time
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Self
 
 import aiohttp
@@ -148,6 +150,8 @@ class TokenProvider:
         self._closed = False
         self._open_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(token_concurrency)  # MSAL calls running at once
+        self._probe: asyncio.Event | None = None  # the first MSAL call, alone (see _slot)
+        self._proven = False  # an MSAL call has come back: the others may run at once
         self._secrets: tuple[str, ...] = ()
         self._in_flight = 0
         self.tokens_acquired = 0
@@ -356,7 +360,7 @@ class TokenProvider:
             try:
                 # Wait for a free token slot first: the timeout and the retry budget count
                 # from the moment MSAL starts, not while queued behind other tenants.
-                async with self._slots:
+                async with self._slot():
                     started = self._clock()
                     began = started if began is None else began
                     async with asyncio.timeout(self._timeout_s):
@@ -388,6 +392,28 @@ class TokenProvider:
                 wait,
             )
             await asyncio.sleep(wait)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """A token slot. Until one MSAL call has come back, calls go one at a time: a
+        revoked sign-in or a wrong secret (which doom every tenant) is then told by one
+        refusal, not by ``token_concurrency`` of them at once. Costs one round trip, once."""
+        while not self._proven:
+            if self._probe is None:
+                probe = self._probe = asyncio.Event()
+                answered = False
+                try:
+                    async with self._slots:
+                        yield
+                    answered = True
+                finally:
+                    self._probe = None
+                    self._proven = answered
+                    probe.set()
+                return
+            await self._probe.wait()
+        async with self._slots:
+            yield
 
     def _call_msal(self, tenant: str, force: bool) -> Attempt:
         """Runs on a pool thread: one MSAL operation, its outcome carried back as a value.

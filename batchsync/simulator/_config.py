@@ -85,6 +85,15 @@ class FaultConfig:
         if self.slow_s < 0 or self.retry_after_s < 0 or self.token_unavailable_first < 0:
             raise ValueError("slow_s, retry_after_s and token_unavailable_first must be >= 0")
 
+    @classmethod
+    def mixed(cls, rate: float, *, seed: int = 0) -> FaultConfig:
+        """``rate`` of sync requests meet a fault, split evenly between 500, 503, 503 with
+        Retry-After and a dropped connection (``batchsync simulator --fault-rate``)."""
+        share = rate / 4
+        return cls(
+            seed=seed, http_500=share, http_503=share, http_503_retry_after=share, drop=share
+        )
+
     def probabilities(self) -> tuple[tuple[str, float], ...]:
         """(fault name, probability) in draw order."""
         return (
