@@ -43,7 +43,7 @@ from ._auth import AccessToken, AuthMode, AuthSettings, TokenSource
 from ._clouds import Endpoints
 from ._connect import connect
 from ._engine import EngineSettings
-from ._errors import AuthError, ConfigError, ErrorKind, RunStoppingAuthError
+from ._errors import AuthError, ConfigError, ErrorKind, ReportError, RunStoppingAuthError
 from ._feed import Feed, default_stdin, on_daemon_thread, prime
 from ._graph import GraphClient, GraphRequest, next_page_request
 from ._input import read_tenants
@@ -95,7 +95,7 @@ class _TenantFailed(Exception):
     """Internal: ends one tenant's listing with a ``TenantFailure``."""
 
     def __init__(self, failure: TenantFailure, *, run_stopping: bool = False) -> None:
-        super().__init__(failure.message)
+        super().__init__(failure.error.message)
         self.failure = failure
         self.run_stopping = run_stopping  # said once on stderr, not once per tenant
 
@@ -139,10 +139,11 @@ class _Discoverer:
         if self._errors is not None:
             self._errors.write_bytes(failure.to_json())
         if not quiet_line:
-            code = f" ({failure.code})" if failure.code else ""
-            message = failure.message.removeprefix(f"tenant '{failure.tenant}': ")
+            error = failure.error
+            code = f" ({error.code})" if error.code else ""
+            message = error.message.removeprefix(f"tenant '{failure.tenant}': ")
             self._echo(
-                f"batchsync: tenant {failure.tenant or '?'}: {failure.kind.value}{code}: {message}"
+                f"batchsync: tenant {failure.tenant or '?'}: {error.kind.value}{code}: {message}"
             )
 
     def _write_rows(self, tenant: str, connectors: list[dict[str, Any]]) -> None:
@@ -188,12 +189,10 @@ class _Discoverer:
                     f"batchsync: error: {exc.message}; the tenants not yet listed fail with it"
                 )
             raise _TenantFailed(
-                TenantFailure(tenant, ErrorKind.AUTH, exc.code, exc.message), run_stopping=True
+                TenantFailure(tenant, exc.report_error()), run_stopping=True
             ) from None
         except AuthError as exc:
-            raise _TenantFailed(
-                TenantFailure(tenant, ErrorKind.AUTH, exc.code, exc.message)
-            ) from None
+            raise _TenantFailed(TenantFailure(tenant, exc.report_error())) from None
 
     async def _get(self, tenant: str, request: GraphRequest, limiter: AsyncLimiter) -> Any:
         """One page's JSON, after the retries ``assess`` allows; raises ``_TenantFailed``."""
@@ -235,17 +234,20 @@ class _Discoverer:
                     raise _TenantFailed(
                         TenantFailure(
                             tenant,
-                            ErrorKind.HTTP,
-                            "BadResponse",
-                            "Graph sent a body that is not JSON",
+                            ReportError(
+                                ErrorKind.HTTP, "BadResponse", "Graph sent a body that is not JSON"
+                            ),
                         )
                     ) from None
             if isinstance(decision, Refresh):
                 self._tokens.invalidate(token)  # refused token (revoked, or expired early)
                 continue
             if isinstance(decision, GiveUp):
-                message = explain_listing(status, decision.message, self._tokens.mode)
-                raise _TenantFailed(TenantFailure(tenant, decision.kind, decision.code, message))
+                error = decision.error
+                message = explain_listing(status, error.message, self._tokens.mode)
+                raise _TenantFailed(
+                    TenantFailure(tenant, dataclasses.replace(error, message=message))
+                )
             if decision.pause_tenant:
                 log.info(
                     "tenant %s throttled (HTTP %s): pausing it %.1f s",
@@ -274,7 +276,10 @@ class _Discoverer:
             if not isinstance(value, list):
                 raise _TenantFailed(
                     TenantFailure(
-                        tenant, ErrorKind.HTTP, "BadResponse", "Graph's answer has no 'value' list"
+                        tenant,
+                        ReportError(
+                            ErrorKind.HTTP, "BadResponse", "Graph's answer has no 'value' list"
+                        ),
                     )
                 )
             items.extend(v for v in value if isinstance(v, dict))
@@ -284,7 +289,10 @@ class _Discoverer:
             if not isinstance(link, str) or link in seen:
                 raise _TenantFailed(
                     TenantFailure(
-                        tenant, ErrorKind.HTTP, "BadNextLink", "Graph's nextLink repeats itself"
+                        tenant,
+                        ReportError(
+                            ErrorKind.HTTP, "BadNextLink", "Graph's nextLink repeats itself"
+                        ),
                     )
                 )
             seen.add(link)
@@ -292,10 +300,12 @@ class _Discoverer:
                 request = next_page_request(link, self._graph_base)
             except ValueError as exc:
                 raise _TenantFailed(
-                    TenantFailure(tenant, ErrorKind.HTTP, "ForeignNextLink", str(exc))
+                    TenantFailure(tenant, ReportError(ErrorKind.HTTP, "ForeignNextLink", str(exc)))
                 ) from None
         raise _TenantFailed(
-            TenantFailure(tenant, ErrorKind.HTTP, "TooManyPages", f"more than {_MAX_PAGES} pages")
+            TenantFailure(
+                tenant, ReportError(ErrorKind.HTTP, "TooManyPages", f"more than {_MAX_PAGES} pages")
+            )
         )
 
     # -- tenants ----------------------------------------------------------------------
@@ -304,7 +314,7 @@ class _Discoverer:
         try:
             if self._stop is not None:
                 raise _TenantFailed(
-                    TenantFailure(tenant, ErrorKind.AUTH, self._stop.code, self._stop.message),
+                    TenantFailure(tenant, self._stop.report_error()),
                     run_stopping=True,
                 )
             connectors = await self.fetch_all(tenant, list_connectors_request())
@@ -323,8 +333,12 @@ class _Discoverer:
         except _TenantFailed as exc:
             failure = exc.failure
             self.fail(
-                dataclasses.replace(
-                    failure, message=f"cannot list the GDAP customers: {failure.message}"
+                TenantFailure(
+                    failure.tenant,
+                    dataclasses.replace(
+                        failure.error,
+                        message=f"cannot list the GDAP customers: {failure.error.message}",
+                    ),
                 )
             )
             return None
@@ -363,9 +377,7 @@ class _Discoverer:
                 while batch := await feed.take():
                     for item in batch:
                         if isinstance(item, Rejected):
-                            self.fail(
-                                TenantFailure(item.tenant or "", item.kind, item.code, item.message)
-                            )
+                            self.fail(_rejected(item))
                             continue
                         if item in seen:
                             continue
@@ -409,7 +421,7 @@ def _open_output(path: str, stdout: IO[bytes], *, overwrite: bool, what: str) ->
 
 
 def _rejected(item: Rejected) -> TenantFailure:
-    return TenantFailure(item.tenant or "", item.kind, item.code, item.message)
+    return TenantFailure(item.tenant or "", item.error)
 
 
 def _open_tenants(path: str, stdin: IO[bytes]) -> IO[bytes]:

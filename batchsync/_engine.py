@@ -241,7 +241,7 @@ class _Engine:
             line=item.line,
             fields=self._action.report_fields(item),
             status=status,
-            error=ReportError(item.kind, item.code, item.message),
+            error=item.error,
             started_at=now,
             finished_at=now,
             extra=item.extra,
@@ -293,7 +293,7 @@ class _Engine:
                 lane.wake.set()
 
     def _fail_auth(self, lane: _Lane, job: _Job, exc: AuthError) -> None:
-        self._finish(lane, job, Status.FAILED, ReportError(ErrorKind.AUTH, exc.code, exc.message))
+        self._finish(lane, job, Status.FAILED, exc.report_error())
 
     # -- reader -----------------------------------------------------------------------------
 
@@ -313,8 +313,7 @@ class _Engine:
                     elif self._s.dry_run:
                         settled.append(self._row_outcome(item, Status.PLANNED, now))
                     elif self._stop_error is not None:
-                        err = self._stop_error
-                        error = ReportError(ErrorKind.AUTH, err.code, err.message)
+                        error = self._stop_error.report_error()
                         settled.append(self._row_outcome(item, Status.FAILED, now, error))
                     else:
                         if settled:  # keep the report in input order up to here
@@ -492,12 +491,11 @@ class _Engine:
                 # This row is out of tries, but the answer still holds the whole tenant:
                 # its other rows must not start inside the pause the server announced.
                 lane.pace.on_throttled(self._clock(), decision.pause_s)
-            message = self._action.explain(status, decision.message, self._auth_mode)
-            if decision.kind is ErrorKind.THROTTLED:
+            error = decision.error
+            message = self._action.explain(status, error.message, self._auth_mode)
+            if error.kind is ErrorKind.THROTTLED:
                 message = f"{message}; {_throttle_scope(lane, job)}"
-            self._finish(
-                lane, job, Status.FAILED, ReportError(decision.kind, decision.code, message)
-            )
+            self._finish(lane, job, Status.FAILED, dataclasses.replace(error, message=message))
         elif decision.pause_tenant:
             lane.pace.on_throttled(self._clock(), decision.wait_s)
             log.info(

@@ -13,11 +13,16 @@
 
 Row failures are not raised to the user: the engine turns them into report lines. Only
 run-stopping failures and configuration problems escape to the CLI, which maps
-``exit_code`` to the process exit status.
+``exit_code`` to the process exit status. ``GraphError`` and ``ThrottledError`` are what
+``Outcome.raise_for_error()`` raises for a library caller who prefers exceptions.
+
+``ReportError`` is the one problem value: a report line's ``error`` (kind, code, message);
+an input row's refusal, a row's give-up and a tenant's failure all carry one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from typing import ClassVar
 
@@ -28,6 +33,7 @@ __all__ = [
     "ErrorKind",
     "GraphError",
     "InputError",
+    "ReportError",
     "ReportWriteError",
     "RunStoppingAuthError",
     "ThrottledError",
@@ -47,17 +53,34 @@ class ErrorKind(enum.StrEnum):
     INTERRUPTED = "interrupted"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReportError:
+    """A problem as a report line states it: ``{"kind", "code", "message"}``.
+
+    ``code`` is Graph's error code, Entra's ``AADSTSnnnn`` or batchsync's own (``bad_tenant``,
+    ``duplicate``...); the message says what happened and what to do.
+    """
+
+    kind: ErrorKind
+    code: str | None
+    message: str
+
+
 class BatchsyncError(Exception):
     """Base of every error batchsync raises on purpose."""
 
     exit_code: ClassVar[int] = 1
-    kind: ErrorKind | None = None
+    kind: ClassVar[ErrorKind | None] = None
 
     def __init__(self, message: str, *, code: str | None = None, tenant: str | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
         self.tenant = tenant
+
+    def report_error(self) -> ReportError:
+        """This error as the ``error`` of the report lines it ends (kind ``http`` if none)."""
+        return ReportError(self.kind or ErrorKind.HTTP, self.code, self.message)
 
 
 class ConfigError(BatchsyncError):

@@ -21,7 +21,7 @@ import math
 import re
 from collections import deque
 
-from ._errors import ErrorKind
+from ._errors import ErrorKind, ReportError
 
 __all__ = [
     "AdaptivePace",
@@ -183,15 +183,13 @@ class Retry:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class GiveUp:
-    """The row ends ``failed`` with this error.
+    """The row ends ``failed`` with ``error``.
 
     ``pause_s``: the answer still announced a tenant-wide pause (a throttled row out of
     tries): the tenant's other rows must not start inside it.
     """
 
-    kind: ErrorKind
-    code: str | None
-    message: str
+    error: ReportError
     pause_s: float | None = None
 
 
@@ -235,23 +233,27 @@ def assess(
     tries = dataclasses.replace(tries, failures=tries.failures + 1)
     if status == 401:
         return GiveUp(
-            ErrorKind.AUTH, code, f"Graph refused the token even after a refresh: {message}"
+            ReportError(
+                ErrorKind.AUTH, code, f"Graph refused the token even after a refresh: {message}"
+            )
         ), tries
     if failure is not None or status in _RETRYABLE_STATUSES:
         kind = failure if failure is not None else ErrorKind.HTTP
         if tries.failures >= policy.max_attempts:
             what = f"HTTP {status}" if status is not None else kind.value
             return GiveUp(
-                kind,
-                code,
-                f"{what} on each of {tries.failures} attempts (--max-attempts "
-                f"{policy.max_attempts})" + (f": {message}" if message else ""),
+                ReportError(
+                    kind,
+                    code,
+                    f"{what} on each of {tries.failures} attempts (--max-attempts "
+                    f"{policy.max_attempts})" + (f": {message}" if message else ""),
+                )
             ), tries
         wait = backoff_s(
             tries.failures, base_s=policy.backoff_base_s, cap_s=policy.backoff_cap_s, draw=draw
         )
         return Retry(wait_s=wait, pause_tenant=False, throttled=False), tries
-    return GiveUp(ErrorKind.HTTP, code, message or f"HTTP {status}"), tries
+    return GiveUp(ReportError(ErrorKind.HTTP, code, message or f"HTTP {status}")), tries
 
 
 def _throttled(
@@ -272,10 +274,12 @@ def _throttled(
     )
     if throttled > policy.max_throttled:
         return GiveUp(
-            ErrorKind.THROTTLED,
-            code,
-            f"still throttled after {throttled} throttled answers (--max-throttled "
-            f"{policy.max_throttled}); {message}".rstrip("; "),
+            ReportError(
+                ErrorKind.THROTTLED,
+                code,
+                f"still throttled after {throttled} throttled answers (--max-throttled "
+                f"{policy.max_throttled}); {message}".rstrip("; "),
+            ),
             pause_s=pause,
         )
     if retry_after_s is None:
@@ -287,9 +291,11 @@ def _throttled(
         wait = retry_after_s
     if wait > policy.max_retry_after_s:
         return GiveUp(
-            ErrorKind.THROTTLED,
-            code,
-            f"Retry-After {wait:g} s exceeds --max-retry-after {policy.max_retry_after_s:g} s",
+            ReportError(
+                ErrorKind.THROTTLED,
+                code,
+                f"Retry-After {wait:g} s exceeds --max-retry-after {policy.max_retry_after_s:g} s",
+            )
         )
     return Retry(wait_s=wait, pause_tenant=True, throttled=True)
 

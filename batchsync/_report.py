@@ -19,7 +19,17 @@ from typing import IO, Any
 
 import orjson
 
-from ._errors import ConfigError, ErrorKind, ReportWriteError
+from ._errors import (
+    AuthError,
+    BatchsyncError,
+    ConfigError,
+    ErrorKind,
+    GraphError,
+    InputError,
+    ReportError,
+    ReportWriteError,
+    ThrottledError,
+)
 
 __all__ = [
     "Outcome",
@@ -42,15 +52,6 @@ class Status(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ReportError:
-    """The ``error`` object of a report line."""
-
-    kind: ErrorKind
-    code: str | None
-    message: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
     """How one input row ended; becomes exactly one report line."""
 
@@ -70,6 +71,29 @@ class Outcome:
     @property
     def tenant(self) -> str | None:
         return self.fields.get("tenant")
+
+    def raise_for_error(self) -> None:
+        """Raise a failed or invalid row's error, for callers who prefer exceptions (as httpx's
+        ``raise_for_status``); return for ok, skipped and planned rows.
+
+        Kind ``auth`` raises ``AuthError``, ``throttled`` ``ThrottledError``, ``http``
+        ``GraphError`` (with ``status``), ``input`` ``InputError``, and the others
+        (``network``, ``timeout``, ``interrupted``) ``BatchsyncError``; each carries the
+        report's code, message and tenant.
+        """
+        err = self.error
+        if err is None or self.status not in (Status.FAILED, Status.INVALID):
+            return
+        tenant = self.tenant
+        if err.kind is ErrorKind.AUTH:
+            raise AuthError(err.message, code=err.code, tenant=tenant)
+        if err.kind is ErrorKind.THROTTLED:
+            raise ThrottledError(err.message, code=err.code, tenant=tenant, status=self.http_status)
+        if err.kind is ErrorKind.HTTP:
+            raise GraphError(err.message, code=err.code, tenant=tenant, status=self.http_status)
+        if err.kind is ErrorKind.INPUT:
+            raise InputError(err.message, code=err.code, tenant=tenant)
+        raise BatchsyncError(err.message, code=err.code, tenant=tenant)
 
 
 _second_prefix: tuple[int, str] = (-1, "")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from ._errors import ErrorKind
+from ._errors import ErrorKind, ReportError
 
 __all__ = [
     "CONNECTOR",
@@ -97,6 +97,11 @@ class Rejected:
     code: str
     message: str
     extra: Mapping[str, str] | None = None
+
+    @property
+    def error(self) -> ReportError:
+        """The refusal as the report states it."""
+        return ReportError(self.kind, self.code, self.message)
 
 
 Item: TypeAlias = Row | Rejected

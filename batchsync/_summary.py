@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ._errors import ErrorKind
+from ._errors import ErrorKind, ReportError
 
 __all__ = [
     "DiscoverStats",
@@ -72,17 +72,15 @@ class TenantFailure:
     """Why one tenant could not be listed (a line of ``discover --errors``)."""
 
     tenant: str
-    kind: ErrorKind
-    code: str | None
-    message: str
+    error: ReportError
 
     def to_json(self) -> bytes:
         """One ``--errors`` line, newline included."""
         doc: dict[str, str | None] = {
             "tenant": self.tenant,
-            "kind": self.kind.value,
-            "code": self.code,
-            "message": self.message,
+            "kind": self.error.kind.value,
+            "code": self.error.code,
+            "message": self.error.message,
         }
         return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
 
@@ -113,7 +111,7 @@ class DiscoverStats:
         return max(0.0, end - self.started)
 
     def note_failure(self, failure: TenantFailure) -> None:
-        if failure.kind is ErrorKind.INPUT:
+        if failure.error.kind is ErrorKind.INPUT:
             self.invalid += 1
         else:
             self.failed += 1

@@ -115,8 +115,8 @@ def test_first_401_refreshes_then_fails_auth() -> None:
     assert tries == Tries(refreshed=True)
     decision, tries = assess(POLICY, tries, status=401, draw=0.5, message="expired")
     assert isinstance(decision, GiveUp)
-    assert decision.kind is ErrorKind.AUTH
-    assert "even after a refresh: expired" in decision.message
+    assert decision.error.kind is ErrorKind.AUTH
+    assert "even after a refresh: expired" in decision.error.message
     assert tries.failures == 1
 
 
@@ -153,15 +153,15 @@ def test_huge_retry_after_gives_up() -> None:
     """A Retry-After beyond --max-retry-after ends the row throttled instead of sleeping."""
     d = _assess(429, retry_after_s=3600.0)
     assert isinstance(d, GiveUp)
-    assert d.kind is ErrorKind.THROTTLED
-    assert "3600" in d.message
+    assert d.error.kind is ErrorKind.THROTTLED
+    assert "3600" in d.error.message
 
 
 def test_too_many_throttled_answers_give_up() -> None:
     """More throttled answers than --max-throttled end the row throttled, the pause kept."""
     d = _assess(429, retry_after_s=1.0, throttled=4)
     assert isinstance(d, GiveUp)
-    assert d.kind is ErrorKind.THROTTLED
+    assert d.error.kind is ErrorKind.THROTTLED
     assert d.pause_s == 1.0
 
 
@@ -188,7 +188,7 @@ def test_max_attempts_bounds_failures(
     assert isinstance(_assess(status, failure=failure, failures=1, draw=0.1), Retry)
     d = _assess(status, failure=failure, failures=2, draw=0.1)
     assert isinstance(d, GiveUp)
-    assert d.kind is kind
+    assert d.error.kind is kind
 
 
 @pytest.mark.parametrize("status", [400, 403, 404, 409])
@@ -196,8 +196,8 @@ def test_permanent_status_gives_up_at_once(status: int) -> None:
     """Client errors are not retried; the Graph code is kept."""
     d = _assess(status, code="Forbidden")
     assert isinstance(d, GiveUp)
-    assert d.kind is ErrorKind.HTTP
-    assert d.code == "Forbidden"
+    assert d.error.kind is ErrorKind.HTTP
+    assert d.error.code == "Forbidden"
 
 
 @given(

@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchsync._errors import ConfigError, ErrorKind
+from batchsync._errors import (
+    AuthError,
+    BatchsyncError,
+    ConfigError,
+    ErrorKind,
+    GraphError,
+    InputError,
+    ThrottledError,
+)
 from batchsync._filters import read_resume_keys, resume_key
 from batchsync._report import (
     Outcome,
@@ -158,3 +166,40 @@ def test_writer_uses_one_write_per_line(tmp_path: Path) -> None:
     lines = path.read_bytes().splitlines()
     assert sorted(orjson.loads(x)["line"] for x in lines) == list(range(200))
     assert "lines_written=100" in repr(a)
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "expected"),
+    [
+        (ErrorKind.AUTH, None, AuthError),
+        (ErrorKind.THROTTLED, 429, ThrottledError),
+        (ErrorKind.HTTP, 403, GraphError),
+        (ErrorKind.INPUT, None, InputError),
+        (ErrorKind.TIMEOUT, None, BatchsyncError),
+    ],
+)
+def test_raise_for_error_raises_the_matching_error(
+    kind: ErrorKind, status: int | None, expected: type[BatchsyncError]
+) -> None:
+    """A failed row raises its error as the exception of its kind, with code and tenant."""
+    outcome = Outcome(
+        line=1,
+        fields=FIELDS,
+        status=Status.FAILED,
+        http_status=status,
+        error=ReportError(kind, "Code", "what happened; what to do"),
+    )
+    with pytest.raises(expected, match="what to do") as info:
+        outcome.raise_for_error()
+    assert type(info.value) is expected
+    assert info.value.code == "Code"
+    assert info.value.tenant == FIELDS["tenant"]
+    if isinstance(info.value, GraphError):
+        assert info.value.status == status
+
+
+@pytest.mark.parametrize("status", [Status.OK, Status.SKIPPED, Status.PLANNED])
+def test_raise_for_error_is_quiet_for_rows_that_did_not_fail(status: Status) -> None:
+    """ok, skipped and planned rows raise nothing, even with an error attached (a duplicate)."""
+    error = ReportError(ErrorKind.DUPLICATE, "duplicate", "duplicate of line 1")
+    Outcome(line=2, fields=FIELDS, status=status, error=error).raise_for_error()

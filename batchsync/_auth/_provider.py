@@ -12,8 +12,9 @@
 
 MSAL is blocking, so every MSAL call runs on a ``ThreadPoolExecutor`` the provider owns
 (``token_concurrency`` workers), never on the event loop. The very first call runs alone: a
-credential that dooms every tenant is then refused once, not once per slot. One MSAL application object per
-tenant (its authority is per tenant), all sharing one ``LoopSession`` (MSAL's HTTP on the
+credential that dooms every tenant is then refused once, not once per slot. One MSAL
+application object per tenant (its authority is per tenant), all sharing one
+``LoopSession`` (MSAL's HTTP on the
 run's aiohttp session, with our TLS trust) and one ``http_cache`` that keeps discovery
 documents only: MSAL's own caching of failed token POSTs (60 s for a 400, Retry-After or 5
 to 60 s for 429/5xx) would answer our retries from memory, and this module owns retries and

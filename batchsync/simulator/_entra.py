@@ -27,9 +27,8 @@ import orjson
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from batchsync._rows import canonical_tenant
-
 from ._http import json_response as _json
+from ._ids import is_tenant
 from ._state import (
     PARTNER_TENANT_ID,
     TECHNICIAN_NAME,
@@ -171,7 +170,7 @@ for _code in (50033, 50087, 90006, 90024, 90055, 90090):
 def tenant_exists(tenant: str, unknown: frozenset[str]) -> bool:
     """Open world: any GUID, domain or multi-tenant alias not listed as unknown."""
     lowered = tenant.lower()
-    valid = lowered in _MULTI_TENANT or canonical_tenant(tenant) is not None
+    valid = lowered in _MULTI_TENANT or is_tenant(tenant)
     return valid and lowered not in unknown
 
 

@@ -39,10 +39,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from batchsync._rows import canonical_connector
-
 from ._config import RetryAfterForm, SimulatorConfig
 from ._http import json_response as _json
+from ._ids import graph_key
 from ._state import Core, SyncEvent
 from ._tokens import TokenInvalid, b64url, unb64url
 
@@ -232,7 +231,7 @@ class Graph:
         self, call: _Call, tenant: str, sync_type: str | None
     ) -> web.StreamResponse | None:
         core, config = self._core, self._core.config
-        connector = canonical_connector(call.request.match_info["connector"])
+        connector = graph_key(call.request.match_info["connector"])
         if connector is None:
             return _not_a_guid(call)
         if sync_type is None:
@@ -344,7 +343,7 @@ class Graph:
     async def _get_connector(self, call: _Call, tenant: str) -> web.StreamResponse:
         """One connector; an open-world id not in the tenant's list answers as connected."""
         config = self._core.config
-        connector = canonical_connector(call.request.match_info["connector"])
+        connector = graph_key(call.request.match_info["connector"])
         if connector is None:
             return _not_a_guid(call)
         if tenant in config.forbidden_tenants:
@@ -426,7 +425,7 @@ async def _read_sync_type(request: web.Request) -> str | None:
 def _path_connector(call: _Call) -> str:
     """The connector id of the URL, canonical when it is a GUID (for stats and logs)."""
     raw = call.request.match_info.get("connector", "")
-    return canonical_connector(raw) or raw
+    return graph_key(raw) or raw
 
 
 def _not_a_guid(call: _Call) -> web.Response:
