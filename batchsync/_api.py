@@ -86,16 +86,10 @@ async def run(
             credit.release()
             yield outcome
 
-    async with connect(
-        settings.auth,
-        settings.endpoints,
-        ca_bundle=settings.ca_bundle,
-        concurrency=settings.engine.concurrency,
-        token_concurrency=settings.token_concurrency,
-        timeout_s=settings.engine.timeout_s,
-        check_reach=False,
-        with_tokens=not settings.engine.dry_run,
-    ) as (tokens, graph):
+    async with connect(settings, check_reach=False, with_tokens=not settings.engine.dry_run) as (
+        tokens,
+        graph,
+    ):
 
         async def drive() -> None:
             try:

@@ -9,31 +9,46 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from ._auth import AuthSettings, TokenProvider
 from ._clouds import Endpoints
+from ._engine import EngineSettings
 from ._graph import GraphClient
 from ._net import open_session, preflight, user_agent
 
-__all__ = ["connect"]
+__all__ = ["ConnectionSettings", "connect"]
+
+
+class ConnectionSettings(Protocol):
+    """What connecting needs; ``RunConfig``, ``DiscoverConfig`` and ``Settings`` all have it."""
+
+    @property
+    def auth(self) -> AuthSettings: ...
+
+    @property
+    def endpoints(self) -> Endpoints: ...
+
+    @property
+    def ca_bundle(self) -> str | None: ...
+
+    @property
+    def engine(self) -> EngineSettings: ...
+
+    @property
+    def token_concurrency(self) -> int | None: ...
 
 
 @contextlib.asynccontextmanager
 async def connect(
-    auth: AuthSettings,
-    endpoints: Endpoints,
-    *,
-    ca_bundle: str | None,
-    concurrency: int,
-    token_concurrency: int | None,
-    timeout_s: float,
-    check_reach: bool = True,
-    with_tokens: bool = True,
+    settings: ConnectionSettings, *, check_reach: bool = True, with_tokens: bool = True
 ) -> AsyncIterator[tuple[TokenProvider | None, GraphClient]]:
     """The run's one aiohttp session, shared by Graph calls and (through ``LoopSession``)
     MSAL's token calls, and the token provider on it; settings checked (``ConfigError``)
     and, with ``check_reach``, Graph and Entra reached once before anything is sent."""
-    token_concurrency = token_concurrency or concurrency
+    auth, endpoints, ca_bundle = settings.auth, settings.endpoints, settings.ca_bundle
+    concurrency, timeout_s = settings.engine.concurrency, settings.engine.timeout_s
+    token_concurrency = settings.token_concurrency or concurrency
     async with open_session(
         ca_bundle=ca_bundle,
         limit=concurrency + token_concurrency + 4,

@@ -476,14 +476,7 @@ async def discover(
 
         try:
             async with connect(
-                config.auth,
-                config.endpoints,
-                ca_bundle=config.ca_bundle,
-                concurrency=config.engine.concurrency,
-                token_concurrency=config.token_concurrency,
-                timeout_s=config.engine.timeout_s,
-                check_reach=config.preflight,
-                with_tokens=tokens is None,
+                config, check_reach=config.preflight, with_tokens=tokens is None
             ) as (provider, graph):
                 tokens = tokens or provider
                 assert tokens is not None

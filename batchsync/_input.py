@@ -16,9 +16,7 @@ lives in ``_rows``. Rules that every reader here follows:
 
 from __future__ import annotations
 
-import codecs
 import csv
-import io
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -45,6 +43,7 @@ from ._rows import (
     row_problems,
     show_value,
 )
+from ._text import CsvFeed, Lines, csv_records, next_line, open_text
 
 __all__ = ["detect_format", "read_items", "read_tenants", "record_to_item"]
 
@@ -67,179 +66,6 @@ def detect_format(path: str, explicit: InputFormat | None) -> InputFormat:
         f"cannot tell the format of {path!r} from its extension "
         "(.csv, .tsv, .txt, .jsonl, .ndjson); use --format csv|jsonl"
     )
-
-
-# --------------------------------------------------------------------------- bytes -> text
-
-
-class _Prefixed(io.RawIOBase):
-    """The caller's stream with the bytes already read for BOM sniffing put back in front.
-
-    Never closes the caller's stream: the caller opened it, the caller closes it.
-    """
-
-    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
-        super().__init__()
-        self._prefix = prefix
-        self._read = getattr(stream, "read1", stream.read)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self._prefix:
-            data, self._prefix = self._prefix[: len(buffer)], self._prefix[len(buffer) :]
-        else:
-            data = self._read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _sniff_encoding(prefix: bytes) -> str:
-    """Excel writes UTF-8 (maybe with BOM) or, for "Unicode text", UTF-16 LE with a BOM."""
-    if prefix.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32"
-    if prefix.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if len(prefix) == 4:
-        # No BOM: a header or JSON line never starts with NUL, so zeros in every other byte
-        # mean UTF-16 without a BOM.
-        if prefix[0] and not prefix[1] and prefix[2] and not prefix[3]:
-            return "utf-16-le"
-        if not prefix[0] and prefix[1] and not prefix[2] and prefix[3]:
-            return "utf-16-be"
-    return "utf-8-sig"
-
-
-def _open_text(stream: BinaryIO) -> tuple[io.TextIOWrapper[io.BufferedReader[_Prefixed]], str]:
-    """Decode the stream incrementally; bad bytes become U+FFFD, which marks the row."""
-    prefix = b""
-    while len(prefix) < 4:
-        more = stream.read(4 - len(prefix))
-        if not more:
-            break
-        prefix += more
-    encoding = _sniff_encoding(prefix)
-    # newline="": lines end at \n, \r\n or a lone \r (old Mac), and quoted line breaks stay as
-    # written, which is what csv.reader wants.
-    text = io.TextIOWrapper(
-        io.BufferedReader(_Prefixed(prefix, stream)),
-        encoding=encoding,
-        errors="replace",
-        newline="",
-    )
-    return text, "UTF-8" if encoding == "utf-8-sig" else encoding.upper()
-
-
-class _TooLong(Exception):
-    """Raised by the CSV line feed through csv.reader when a record outgrows the cap."""
-
-
-class _Lines:
-    """Physical lines, each read with a bounded ``readline`` so memory stays bounded."""
-
-    __slots__ = ("_readline", "max_bytes", "size")
-
-    def __init__(
-        self, text: io.TextIOWrapper[io.BufferedReader[_Prefixed]], max_bytes: int
-    ) -> None:
-        self._readline = text.readline
-        self.max_bytes = max_bytes
-        # Room for the content and a \r\n; a chunk this long without a line end is over.
-        self.size = max_bytes + 2
-
-    def readline(self) -> str:
-        """The next physical line with its line end, or ``''`` at the end of the input."""
-        return self._readline(self.size)
-
-    def measure(self, line: str) -> int:
-        """The UTF-8 size of ``line`` without its line end; above ``max_bytes`` if it was cut.
-
-        A cut line (a full chunk without a line end) has its rest skipped here, chunk by chunk.
-        """
-        last = line[-1]
-        if last == "\n":
-            end = 2 if line[-2:] == "\r\n" else 1
-        elif last == "\r":
-            end = 1
-        elif len(line) == self.size:
-            readline, size = self._readline, self.size
-            while True:
-                chunk = readline(size)
-                if not chunk or chunk[-1] in "\r\n":
-                    return self.max_bytes + 1
-        else:
-            end = 0
-        if line.isascii():  # O(1) in CPython
-            return len(line) - end
-        return len(line.encode("utf-8", "surrogatepass")) - end
-
-    def next_line(self) -> tuple[str, int, bool]:
-        """(line, UTF-8 size without line end, had undecodable bytes); ``''`` at the end."""
-        line = self._readline(self.size)
-        if not line:
-            return line, 0, False
-        if line.isascii():
-            n = len(line)
-            return line, n if n <= self.max_bytes else self.measure(line), False
-        return line, self.measure(line), "\ufffd" in line
-
-
-def _is_blank_or_comment(line: str) -> bool:
-    """A line whose first non-space character is ``#``, or that is only white space."""
-    stripped = line.lstrip()
-    return not stripped or stripped[0] == "#"
-
-
-class _CsvFeed:
-    """The lines csv.reader pulls: skips blanks and comments where a record starts, caps the
-    size of a record (a quoted field may span lines) and notes undecodable bytes.
-
-    The reader pulls lines only inside ``next(reader)``, so the consumer sets ``at_start``
-    after each record it gets and the feed knows which pulls start a record. A record's size
-    counts its line breaks (in the fast path, the last one too: two bytes of slack).
-    """
-
-    __slots__ = ("_lines", "_max", "_readline", "_record_bytes", "at_start", "bad_encoding")
-
-    def __init__(self, lines: _Lines) -> None:
-        self._lines = lines
-        self._readline = lines.readline
-        self._max = lines.max_bytes
-        self._record_bytes = 0
-        self.at_start = True
-        self.bad_encoding = False
-
-    def __iter__(self) -> _CsvFeed:
-        return self
-
-    def __next__(self) -> str:
-        readline, limit = self._readline, self._max
-        while True:
-            line = readline()
-            if not line:
-                raise StopIteration
-            # Fast path: an ASCII line within the cap (its length counts the line end).
-            ascii_line = line.isascii()
-            nbytes = len(line)
-            if not ascii_line or nbytes > limit:
-                nbytes = self._lines.measure(line)
-            if self.at_start:
-                first = line[0]
-                if (first <= " " or first == "#" or first.isspace()) and _is_blank_or_comment(line):
-                    continue
-                if nbytes > limit:
-                    raise _TooLong
-                self.at_start = False
-                self._record_bytes = nbytes
-                self.bad_encoding = not ascii_line and "\ufffd" in line
-                return line
-            self._record_bytes += nbytes
-            if self._record_bytes > limit:
-                raise _TooLong
-            if not ascii_line and "\ufffd" in line:
-                self.bad_encoding = True
-            return line
 
 
 # --------------------------------------------------------------------------- rows
@@ -272,9 +98,9 @@ def read_items(
     if max_line_bytes < 1:
         raise ValueError("max_line_bytes must be at least 1")
     fmt, default = InputFormat(fmt), SyncType(default_sync_type)
-    text, encoding = _open_text(stream)
+    text, encoding = open_text(stream)
     try:
-        lines = _Lines(text, max_line_bytes)
+        lines = Lines(text, max_line_bytes)
         if fmt is InputFormat.CSV:
             yield from _read_csv(lines, encoding, default, keep_extra)
         else:
@@ -370,21 +196,16 @@ def _missing_columns(names: list[str], missing: list[str], bad_encoding: bool) -
     return InputError(message, code="missing_column")
 
 
-def _read_header_line(feed: _CsvFeed, max_bytes: int) -> str | None:
+def _read_header_line(feed: CsvFeed, max_bytes: int) -> str | None:
     """The first line that is not blank or a comment; None for an empty input."""
-    feed.at_start = True
-    try:
-        return next(feed)
-    except StopIteration:
-        return None
-    except _TooLong:
-        raise InputError(
-            f"the CSV header is longer than {max_bytes} bytes", code="line_too_long"
-        ) from None
+    line = next_line(feed)
+    if not isinstance(line, str) and line is not None:
+        raise InputError(f"the CSV header is longer than {max_bytes} bytes", code="line_too_long")
+    return line
 
 
-def _read_csv(lines: _Lines, encoding: str, default: SyncType, keep_extra: bool) -> Iterator[Item]:
-    feed = _CsvFeed(lines)
+def _read_csv(lines: Lines, encoding: str, default: SyncType, keep_extra: bool) -> Iterator[Item]:
+    feed = CsvFeed(lines)
     max_bytes = lines.max_bytes
     first = _read_header_line(feed, max_bytes)
     if first is None:
@@ -419,7 +240,7 @@ def _read_csv(lines: _Lines, encoding: str, default: SyncType, keep_extra: bool)
     need = max(ti, ci, si) + 1
     accept = RowRules(default).accept
     line = 0
-    for rec in _csv_records(feed, delimiter):
+    for rec in csv_records(feed, delimiter):
         if isinstance(rec, str):
             line += 1
             yield _too_long(line, max_bytes, rec)
@@ -446,25 +267,6 @@ def _read_csv(lines: _Lines, encoding: str, default: SyncType, keep_extra: bool)
             yield _reject_csv(line, rec, head, t, c, s, bad_encoding, enc_message, extra)
         else:
             yield row
-
-
-def _csv_records(feed: _CsvFeed, delimiter: str) -> Iterator[list[str] | str]:
-    """The records of a CSV body; one that outgrows the cap (or trips csv's own field limit)
-    comes as the hint to add to its ``line_too_long`` message instead, and reading goes on
-    with the next record. ``feed.bad_encoding`` describes the record just yielded."""
-    while True:
-        reader = csv.reader(feed, delimiter=delimiter, skipinitialspace=True, strict=False)
-        try:
-            for rec in reader:
-                feed.at_start = True
-                yield rec
-            return
-        except _TooLong:
-            feed.at_start = True
-            yield "; is a quote left open?"
-        except csv.Error as exc:  # only csv's own field size limit is left to trip
-            feed.at_start = True
-            yield f" ({str(exc)[:80]})"
 
 
 def _csv_extra(rec: list[str], head: _Header) -> dict[str, str]:
@@ -527,9 +329,7 @@ def _json_type(value: object) -> str:
     return _JSON_TYPES.get(type(value), "a non-string value")
 
 
-def _read_jsonl(
-    lines: _Lines, encoding: str, default: SyncType, keep_extra: bool
-) -> Iterator[Item]:
+def _read_jsonl(lines: Lines, encoding: str, default: SyncType, keep_extra: bool) -> Iterator[Item]:
     max_bytes = lines.max_bytes
     next_line = lines.next_line
     enc_message = _encoding_problem(encoding, csv_hint=False)
@@ -722,10 +522,10 @@ def read_tenants(stream: BinaryIO, *, max_line_bytes: int = 64 * 1024) -> Iterat
     ``#`` lines, bounded lines). A row that is not a tenant is a ``Rejected``, never a guess.
     Raises ``InputError`` for a CSV header with no tenant column.
     """
-    text, _ = _open_text(stream)
+    text, _ = open_text(stream)
     try:
-        feed = _CsvFeed(_Lines(text, max_line_bytes))
-        first = _next_line(feed)
+        feed = CsvFeed(Lines(text, max_line_bytes))
+        first = next_line(feed)
         if first is None:
             return
         stripped = first.strip() if isinstance(first, str) else ""
@@ -739,7 +539,7 @@ def read_tenants(stream: BinaryIO, *, max_line_bytes: int = 64 * 1024) -> Iterat
         header = next(csv.reader([stripped], delimiter=delimiter, skipinitialspace=True))
         column = next(i for i, name in enumerate(header) if field_of(name) == TENANT)
         line = 0
-        for rec in _csv_records(feed, delimiter):
+        for rec in csv_records(feed, delimiter):
             if isinstance(rec, str):
                 line += 1
                 yield _too_long(line, max_line_bytes, rec)
@@ -750,20 +550,6 @@ def read_tenants(stream: BinaryIO, *, max_line_bytes: int = 64 * 1024) -> Iterat
             yield _tenant_item(line, rec[column].strip() if column < len(rec) else "")
     finally:
         text.detach()
-
-
-_TooLongLine: Final = object()  # what _next_line gives for a line over the cap
-
-
-def _next_line(feed: _CsvFeed) -> str | object | None:
-    """The next line that is not blank or a comment; ``_TooLongLine``; None at the end."""
-    feed.at_start = True
-    try:
-        return next(feed)
-    except StopIteration:
-        return None
-    except _TooLong:
-        return _TooLongLine
 
 
 def _tenant_delimiter(first: str) -> str | None:
@@ -800,7 +586,7 @@ def _tenant_item(line: int, value: str) -> str | Rejected:
     )
 
 
-def _plain_tenants(feed: _CsvFeed, first: str | object, max_bytes: int) -> Iterator[str | Rejected]:
+def _plain_tenants(feed: CsvFeed, first: str | object, max_bytes: int) -> Iterator[str | Rejected]:
     line = 0
     current: str | object | None = first
     while current is not None:
@@ -809,10 +595,10 @@ def _plain_tenants(feed: _CsvFeed, first: str | object, max_bytes: int) -> Itera
             yield _tenant_item(line, current.strip())
         else:
             yield _too_long(line, max_bytes)
-        current = _next_line(feed)
+        current = next_line(feed)
 
 
-def _jsonl_tenants(feed: _CsvFeed, first: str | object, max_bytes: int) -> Iterator[str | Rejected]:
+def _jsonl_tenants(feed: CsvFeed, first: str | object, max_bytes: int) -> Iterator[str | Rejected]:
     line = 0
     current: str | object | None = first
     while current is not None:
@@ -834,4 +620,4 @@ def _jsonl_tenants(feed: _CsvFeed, first: str | object, max_bytes: int) -> Itera
                     code, problem = "not_an_object", "expected a JSON object with a tenant key"
                 message = f"input row {line}: {problem}"
                 yield Rejected(line, None, None, None, ErrorKind.INPUT, code, message)
-        current = _next_line(feed)
+        current = next_line(feed)

@@ -103,7 +103,7 @@ async def run_batch(
     if config.resume and config.report_path == "-":
         raise ConfigError("--resume needs --report PATH (the report of the run to finish)")
 
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         stream = _open_input(config.input_path, stdin)
         if stream is not stdin:
             stack.callback(stream.close)
@@ -141,36 +141,20 @@ async def run_batch(
             engine_settings = dataclasses.replace(
                 engine_settings, dry_run=False, ok_status=Status.PLANNED
             )
-        if engine_settings.dry_run:
-            return await run_engine(
-                items,
-                action=action,
-                settings=engine_settings,
-                emit=emit,
-                emit_many=emit_many,
-                stats=stats,
+        tokens, graph, hook = None, None, None
+        if not engine_settings.dry_run:  # a dry run sends nothing: nothing to connect
+            tokens, graph = await stack.enter_async_context(
+                connect(config, check_reach=config.preflight)
             )
-
-        async with connect(
-            config.auth,
-            config.endpoints,
-            ca_bundle=config.ca_bundle,
-            concurrency=config.engine.concurrency,
-            token_concurrency=config.token_concurrency,
-            timeout_s=config.engine.timeout_s,
-            check_reach=config.preflight,
-        ) as (tokens, graph):
-            assert tokens is not None
-            with signal_route(handle_signals) as hook:
-                return await run_engine(
-                    items,
-                    action=action,
-                    settings=engine_settings,
-                    emit=emit,
-                    emit_many=emit_many,
-                    tokens=tokens,
-                    graph=graph,
-                    stats=stats,
-                    on_start=hook,
-                )
-    raise AssertionError("unreachable")  # pragma: no cover
+            hook = stack.enter_context(signal_route(handle_signals))
+        return await run_engine(
+            items,
+            action=action,
+            settings=engine_settings,
+            emit=emit,
+            emit_many=emit_many,
+            tokens=tokens,
+            graph=graph,
+            stats=stats,
+            on_start=hook,
+        )
