@@ -3,31 +3,74 @@
 The command line (``batchsync run``) is the main way in; this package also exposes the same
 engine to Python code: ``batchsync.run(rows, settings)`` yields one ``Outcome`` per row, and
 ``run_batch(RunConfig(...))`` is exactly what the CLI runs.
+
+Names load on first use (PEP 562): ``import batchsync`` costs nothing until a name is used,
+so ``batchsync --version`` and ``--help`` never load aiohttp or MSAL.
 """
 
 from __future__ import annotations
 
-from ._api import Settings, run
-from ._auth import AccessToken, AuthMode, AuthSettings, TokenProvider
-from ._clouds import CloudName, Endpoints, resolve_endpoints
-from ._engine import EngineSettings
-from ._errors import (
-    AuthError,
-    BatchsyncError,
-    ConfigError,
-    ErrorKind,
-    GraphError,
-    InputError,
-    ReportWriteError,
-    RunStoppingAuthError,
-    ThrottledError,
-)
-from ._pacing import RetryPolicy, TenantRate
-from ._report import Outcome, ReportError, Status
-from ._rows import InputFormat, Rejected, Row, SyncType
-from ._runner import RunConfig, run_batch
-from ._summary import RunStats
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._api import Settings, run
+    from ._auth import AccessToken, AuthMode, AuthSettings, TokenProvider
+    from ._clouds import CloudName, Endpoints, resolve_endpoints
+    from ._engine import EngineSettings
+    from ._errors import (
+        AuthError,
+        BatchsyncError,
+        ConfigError,
+        ErrorKind,
+        GraphError,
+        InputError,
+        ReportError,
+        ReportWriteError,
+        RunStoppingAuthError,
+        ThrottledError,
+    )
+    from ._pacing import RetryPolicy, TenantRate
+    from ._report import Outcome, Status
+    from ._rows import InputFormat, Rejected, Row, SyncType
+    from ._runner import RunConfig, run_batch
+    from ._summary import RunStats
+
+_HOME = {
+    "AccessToken": "_auth",
+    "AuthError": "_errors",
+    "AuthMode": "_auth",
+    "AuthSettings": "_auth",
+    "BatchsyncError": "_errors",
+    "CloudName": "_clouds",
+    "ConfigError": "_errors",
+    "Endpoints": "_clouds",
+    "EngineSettings": "_engine",
+    "ErrorKind": "_errors",
+    "GraphError": "_errors",
+    "InputError": "_errors",
+    "InputFormat": "_rows",
+    "Outcome": "_report",
+    "Rejected": "_rows",
+    "ReportError": "_errors",
+    "ReportWriteError": "_errors",
+    "RetryPolicy": "_pacing",
+    "Row": "_rows",
+    "RunConfig": "_runner",
+    "RunStats": "_summary",
+    "RunStoppingAuthError": "_errors",
+    "Settings": "_api",
+    "Status": "_report",
+    "SyncType": "_rows",
+    "TenantRate": "_pacing",
+    "ThrottledError": "_errors",
+    "TokenProvider": "_auth",
+    "resolve_endpoints": "_clouds",
+    "run": "_api",
+    "run_batch": "_runner",
+}
 
 __all__ = [
     "AccessToken",
@@ -63,3 +106,16 @@ __all__ = [
     "run",
     "run_batch",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # once found, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import orjson
 
-from ._auth import AuthMode
+from ._auth._settings import AuthMode
 from ._graph import GraphRequest
 from ._rows import Rejected, Row
 

@@ -24,7 +24,7 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 
 from ._action import ExchangeConnectorSync
-from ._auth import AuthSettings
+from ._auth._settings import AuthSettings
 from ._clouds import Endpoints, resolve_endpoints
 from ._connect import connect
 from ._engine import EngineSettings, run_engine

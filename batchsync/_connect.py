@@ -11,13 +11,23 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from ._auth import AuthSettings, TokenProvider
+from ._auth._provider import TokenProvider
+from ._auth._settings import AuthSettings
 from ._clouds import Endpoints
-from ._engine import EngineSettings
 from ._graph import GraphClient
 from ._net import open_session, preflight, user_agent
 
 __all__ = ["ConnectionSettings", "connect"]
+
+
+class _Bounds(Protocol):
+    """The part of ``EngineSettings`` connecting needs."""
+
+    @property
+    def concurrency(self) -> int: ...
+
+    @property
+    def timeout_s(self) -> float: ...
 
 
 class ConnectionSettings(Protocol):
@@ -33,7 +43,7 @@ class ConnectionSettings(Protocol):
     def ca_bundle(self) -> str | None: ...
 
     @property
-    def engine(self) -> EngineSettings: ...
+    def engine(self) -> _Bounds: ...
 
     @property
     def token_concurrency(self) -> int | None: ...

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from ._auth import AuthMode, AuthSettings
+from ._auth._settings import AuthMode, AuthSettings
 from ._clouds import resolve_endpoints
 from ._engine import EngineSettings
 from ._pacing import RetryPolicy, TenantRate

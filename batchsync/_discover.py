@@ -39,7 +39,7 @@ import orjson
 from aiolimiter import AsyncLimiter
 
 from ._action import explain_listing, gdap_customers_request, list_connectors_request
-from ._auth import AccessToken, AuthMode, AuthSettings, TokenSource
+from ._auth._settings import AccessToken, AuthMode, AuthSettings, TokenSource
 from ._clouds import Endpoints
 from ._connect import connect
 from ._engine import EngineSettings

@@ -33,7 +33,7 @@ from typing import TypeVar
 from aiolimiter import AsyncLimiter
 
 from ._action import Action
-from ._auth import AccessToken, TokenSource
+from ._auth._settings import AccessToken, TokenSource
 from ._errors import AuthError, BatchsyncError, ErrorKind, RunStoppingAuthError
 from ._feed import Feed
 from ._graph import GraphAnswer, GraphClient

@@ -16,18 +16,20 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from ._auth import AuthMode, AuthSettings
+from ._auth._settings import AuthMode, AuthSettings
 from ._clouds import CloudName, Endpoints, resolve_endpoints
-from ._engine import EngineSettings
 from ._errors import BatchsyncError
 from ._filters import parse_shard
 from ._pacing import RetryPolicy, TenantRate
 from ._rows import SyncType
 from ._signals import interrupt_like_ctrl_c
+
+if TYPE_CHECKING:  # the engine (and aiohttp) load only when a command runs
+    from ._engine import EngineSettings
 
 __all__ = [
     "CONTEXT",
@@ -374,6 +376,8 @@ def pace_options(f: F) -> F:
     ]
 
     def build(kw: dict[str, Any]) -> Pace:
+        from ._engine import EngineSettings
+
         concurrency = kw.pop("concurrency")
         token_concurrency = kw.pop("token_concurrency")
         engine = EngineSettings(

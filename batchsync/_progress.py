@@ -11,10 +11,9 @@ import os
 import sys
 from typing import IO
 
-from ._runner import RunConfig, run_batch
 from ._summary import RunStats
 
-__all__ = ["estimate_rows", "progress_postfix", "run_with_progress", "show_progress"]
+__all__ = ["estimate_rows", "progress_postfix", "show_progress"]
 
 _COUNT_LIMIT_BYTES = 256 * 1024 * 1024
 
@@ -91,18 +90,3 @@ async def show_progress(
     finally:
         draw()
         bar.close()
-
-
-async def run_with_progress(config: RunConfig, stats: RunStats, *, show: bool) -> RunStats:
-    """``run_batch`` with the CLI's signal handling, and the bar beside it when ``show``."""
-    if not show:
-        return await run_batch(config, stats=stats, handle_signals=True)
-    total = None
-    if config.shard is None and not config.resume:  # else only part of the file is run
-        total = await asyncio.to_thread(estimate_rows, config.input_path)
-    async with asyncio.TaskGroup() as tg:
-        bar = tg.create_task(show_progress(stats, total=total))
-        try:
-            return await run_batch(config, stats=stats, handle_signals=True)
-        finally:
-            bar.cancel()

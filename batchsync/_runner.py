@@ -7,6 +7,7 @@ run with exit status 2 and nothing sent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, BinaryIO, cast
 
 from ._action import Action, ExchangeConnectorCheck, ExchangeConnectorSync
-from ._auth import AuthSettings
+from ._auth._settings import AuthSettings
 from ._clouds import Endpoints
 from ._connect import connect
 from ._engine import EngineSettings, run_engine
@@ -28,7 +29,7 @@ from ._rows import InputFormat, Item, SyncType
 from ._signals import signal_route
 from ._summary import RunStats
 
-__all__ = ["RunConfig", "build_items", "run_batch"]
+__all__ = ["RunConfig", "build_items", "run_batch", "run_with_progress"]
 
 log = logging.getLogger(__name__)
 
@@ -158,3 +159,20 @@ async def run_batch(
             stats=stats,
             on_start=hook,
         )
+
+
+async def run_with_progress(config: RunConfig, stats: RunStats, *, show: bool) -> RunStats:
+    """``run_batch`` with the CLI's signal handling, and the bar beside it when ``show``."""
+    if not show:
+        return await run_batch(config, stats=stats, handle_signals=True)
+    from ._progress import estimate_rows, show_progress  # tqdm only when a bar is shown
+
+    total = None
+    if config.shard is None and not config.resume:  # else only part of the file is run
+        total = await asyncio.to_thread(estimate_rows, config.input_path)
+    async with asyncio.TaskGroup() as tg:
+        bar = tg.create_task(show_progress(stats, total=total))
+        try:
+            return await run_batch(config, stats=stats, handle_signals=True)
+        finally:
+            bar.cancel()

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from ._auth import AuthMode, AuthSettings
+from ._auth._settings import AuthMode, AuthSettings
 from ._errors import BatchsyncError
 from ._options import (
     CONTEXT,
@@ -33,7 +33,6 @@ from ._options import (
     sync_type_option,
 )
 from ._rows import InputFormat, SyncType
-from ._runner import RunConfig
 from ._summary import RunStats, exit_status, format_summary, write_summary_json
 from ._version import __version__
 
@@ -135,6 +134,8 @@ def run(
         raise click.UsageError("--resume and --overwrite exclude each other")
     if check and not dry_run:
         raise click.UsageError("--check works only with --dry-run (it reads, it never syncs)")
+    from ._runner import RunConfig, run_with_progress
+
     config = RunConfig(
         input_path=input_path,
         input_format=InputFormat(input_format) if input_format else None,
@@ -151,8 +152,6 @@ def run(
         token_concurrency=pace.token_concurrency,
         check=check,
     )
-    from ._progress import run_with_progress
-
     stats = RunStats()
     show = progress if progress is not None else (sys.stderr.isatty() and not conn.quiet)
     run_async(run_with_progress(config, stats, show=show))
@@ -403,7 +402,7 @@ def login(tenant: str, status: bool, timeout_s: float, conn: Connection) -> None
       batchsync login --client-id 11111111-2222-3333-4444-555555555555
       batchsync login --status
     """
-    from ._auth import login_device_code, token_cache_status
+    from ._auth._login import login_device_code, token_cache_status
 
     setup_logging(conn.verbose, conn.quiet)
     if status:
@@ -458,7 +457,7 @@ def logout(token_cache: str | None, client_id: str | None, accounts: tuple[str, 
     Example:
       batchsync logout
     """
-    from ._auth import logout as sign_out
+    from ._auth._login import logout as sign_out
 
     settings = AuthSettings(
         mode=AuthMode.DELEGATED, client_id=client_id, token_cache_path=token_cache

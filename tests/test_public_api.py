@@ -56,3 +56,13 @@ def test_private_modules_declare_all() -> None:
         if info.name.startswith("_") and info.name != "__main__":
             module = importlib.import_module(f"batchsync.{info.name}")
             assert hasattr(module, "__all__"), info.name
+
+
+def test_lazy_packages_resolve_every_name() -> None:
+    """batchsync and batchsync._auth load names on first use; every exported name resolves."""
+    import batchsync._auth
+
+    for package in (batchsync, batchsync._auth):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, (package.__name__, name)
+        assert set(package.__all__) <= set(dir(package))

@@ -12,21 +12,40 @@
 
 from __future__ import annotations
 
-from ._login import (
-    TokenCacheStatus,
-    login_device_code,
-    logout,
-    signed_in_accounts,
-    token_cache_status,
-)
-from ._provider import TokenProvider
-from ._settings import (
-    AccessToken,
-    AuthMode,
-    AuthSettings,
-    TokenSource,
-    default_token_cache_path,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._login import (
+        TokenCacheStatus,
+        login_device_code,
+        logout,
+        signed_in_accounts,
+        token_cache_status,
+    )
+    from ._provider import TokenProvider
+    from ._settings import (
+        AccessToken,
+        AuthMode,
+        AuthSettings,
+        TokenSource,
+        default_token_cache_path,
+    )
+
+# Loaded on first use: the settings are light, the provider and login bring MSAL.
+_HOME = {
+    "AccessToken": "_settings",
+    "AuthMode": "_settings",
+    "AuthSettings": "_settings",
+    "TokenSource": "_settings",
+    "default_token_cache_path": "_settings",
+    "TokenProvider": "_provider",
+    "TokenCacheStatus": "_login",
+    "login_device_code": "_login",
+    "logout": "_login",
+    "signed_in_accounts": "_login",
+    "token_cache_status": "_login",
+}
 
 __all__ = [
     "AccessToken",
@@ -41,3 +60,16 @@ __all__ = [
     "signed_in_accounts",
     "token_cache_status",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # once found, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))

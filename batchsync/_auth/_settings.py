@@ -13,9 +13,6 @@ import re
 from typing import Protocol
 
 import platformdirs
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .._errors import ConfigError
 
@@ -125,6 +122,11 @@ _PEM_BLOCK_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1---
 
 def load_certificate(path: str, password: str | None) -> Certificate:
     """Read a PEM with an RSA private key and its certificate, or raise ConfigError."""
+    # Only app-only runs with a certificate need cryptography: imported here, not at start.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         with open(path, "rb") as f:
             data = f.read()
