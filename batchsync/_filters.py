@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import re
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import compress
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -29,6 +29,7 @@ from ._rows import Item, Rejected, Row
 __all__ = [
     "drop_duplicates",
     "in_shard",
+    "line_key",
     "parse_shard",
     "read_resume_keys",
     "resume_filter",
@@ -211,10 +212,23 @@ def read_resume_keys(path: str) -> tuple[set[int], int]:
             continue
         if not isinstance(doc, dict) or doc.get("status") != "ok":
             continue
-        tenant, connector, sync_type = doc.get("tenant"), doc.get("connector"), doc.get("syncType")
-        if isinstance(tenant, str) and isinstance(connector, str) and isinstance(sync_type, str):
-            done.add(resume_key(tenant, connector, sync_type))
+        key = line_key(doc)
+        if key is not None:
+            done.add(key)
     return done, count
+
+
+def line_key(doc: Mapping[str, Any]) -> int | None:
+    """The ``resume_key`` of a parsed report line; None when the line names no complete row
+    (an ``invalid`` line with a bad or missing field).
+
+    The one place that says which fields of a report line identify its row: ``--resume``
+    and ``batchsync report`` (which settles each row to its last line) both use it.
+    """
+    tenant, connector, sync_type = doc.get("tenant"), doc.get("connector"), doc.get("syncType")
+    if isinstance(tenant, str) and isinstance(connector, str) and isinstance(sync_type, str):
+        return resume_key(tenant, connector, sync_type)
+    return None
 
 
 def resume_filter(items: Iterable[Item], done: set[int]) -> Iterator[Item]:

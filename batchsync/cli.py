@@ -260,6 +260,88 @@ def discover(
     sys.exit(code)
 
 
+_REPORT_FORMATS = ("table", "jsonl", "csv", "html", "markdown")
+_FORMAT_BY_SUFFIX = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".html": "html",
+    ".htm": "html",
+    ".md": "markdown",
+    ".txt": "table",
+}
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument(
+    "reports",
+    metavar="REPORT...",
+    nargs=-1,
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    default="-",
+    show_default=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Where the result goes (- is stdout); replaced whole once complete.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(_REPORT_FORMATS),
+    help="Default: from -o's extension (.jsonl .csv .html .md .txt), else table on a "
+    "terminal and jsonl (the merged report) in a pipe.",
+)
+@click.option(
+    "--failed",
+    "failed_only",
+    is_flag=True,
+    help="Only rows whose final outcome is failed or invalid; with jsonl, as the input of a "
+    "new `batchsync run` (tenant, connector, syncType).",
+)
+def report(
+    reports: tuple[str, ...], output_path: str, output_format: str | None, failed_only: bool
+) -> None:
+    """Settle one or more reports (shards, resumed runs, - for stdin) and show the outcome.
+
+    Each row counts once, by its last line (keyed as --resume keys it), so a row that
+    failed and then succeeded is ok. Formats: table (totals and one line per tenant, worst
+    first, with its most common error and what to do), jsonl (the merged report: one final
+    line per row, in input order), csv (for Excel), html (one self-contained page), markdown
+    (for a ticket). A line that is not a report line is named on stderr and left out.
+    Exit status: 0 every row ok, skipped or planned; 1 some row failed or invalid; 2 an
+    input cannot be read.
+
+    \b
+    Examples:
+      batchsync report report.jsonl
+      batchsync report report-*.jsonl -o final.jsonl          # merge shards
+      batchsync report report.jsonl --failed -o retry.jsonl   # rows to run again
+      batchsync report report.jsonl -o report.html            # for the customer
+      batchsync report report.jsonl --format markdown         # for a ticket
+    """
+    from ._report_cli import run_report
+
+    if sum(1 for path in reports if path == "-") > 1:
+        raise click.UsageError("- (stdin) can be given once")
+    fmt = output_format
+    if fmt is None:
+        suffix = os.path.splitext(output_path)[1].lower() if output_path != "-" else ""
+        fmt = _FORMAT_BY_SUFFIX.get(suffix) or (
+            "table" if output_path == "-" and sys.stdout.isatty() else "jsonl"
+        )
+    code, message = run_report(
+        reports, output_path=output_path, fmt=fmt, failed_only=failed_only, version=__version__
+    )
+    if message:
+        _fail(message, code)
+    sys.exit(code)
+
+
 @main.command(context_settings=CONTEXT)
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the report.")
 @click.option("-v", "--verbose", count=True, help="Per-request logging on stderr.")
