@@ -414,18 +414,21 @@ def simulator(
 ) -> None:
     """Serve the built-in Entra + Graph simulator until Ctrl-C.
 
-    Prints on stderr the environment lines that point `run` and `login` at it.
+    Prints on stderr the environment lines that point `run` and `login` at it. Its partner
+    has the tenants of samples/tenants.csv as GDAP customers, with connectors in several
+    states, so the README's MSP quick start runs against it; any other tenant exists too.
 
     \b
     Example (two terminals):
       batchsync simulator --port 8443 --write-limit 10 --window 5
-      eval "$(...printed export lines...)"; batchsync run samples/tenants.csv
+      eval "$(...printed export lines...)"; batchsync discover --gdap
     """
     from .simulator import (
         FaultConfig,
         SimulatorConfig,
         ThrottleConfig,
         format_env_lines,
+        sample_partner,
         serve_forever,
     )
 
@@ -438,6 +441,7 @@ def simulator(
         faults=FaultConfig.mixed(fault_rate, seed=seed),
         graph_latency_s=latency,
         token_latency_s=token_latency,
+        **sample_partner(),
     )
 
     def ready(sim: Any) -> None:

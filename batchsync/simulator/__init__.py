@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ._config import FaultConfig, RetryAfterForm, SimulatorConfig, ThrottleConfig
 from ._graph import CONNECTOR_NAMESPACE, connector_ids
+from ._sample import sample_partner
 from ._server import Simulator, format_env_lines, run_simulator, serve_forever, start_in_thread
 from ._state import PARTNER_TENANT_ID, TECHNICIAN_UPN, SimulatorStats, SyncEvent
 
@@ -30,6 +31,7 @@ __all__ = [
     "connector_ids",
     "format_env_lines",
     "run_simulator",
+    "sample_partner",
     "serve_forever",
     "start_in_thread",
 ]

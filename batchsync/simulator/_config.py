@@ -139,6 +139,9 @@ class SimulatorConfig:
     forbidden_tenants: frozenset[str] = frozenset()
     missing_connectors: frozenset[str] = frozenset()
     connectors_per_tenant: Mapping[str, int] | None = None
+    # connector id -> the ``status`` its listing shows (none, connectionPending, connected,
+    # disconnected); others show connected, or about 1 in 4 disconnected by a hash of the id.
+    connector_status: Mapping[str, str] = dataclasses.field(default_factory=dict)
     page_size: int = 2
     auto_approve_device_code: bool = True
     revoked_refresh_tokens: bool = False
@@ -154,6 +157,7 @@ class SimulatorConfig:
             "forbidden_tenants": _lower_set(self.forbidden_tenants),
             "missing_connectors": _lower_set(self.missing_connectors),
             "gdap_customers": tuple(self.gdap_customers),
+            "connector_status": {k.lower(): v for k, v in self.connector_status.items()},
         }
         if self.connectors_per_tenant is not None:
             lowered["connectors_per_tenant"] = {
