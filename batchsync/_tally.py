@@ -113,9 +113,10 @@ class Tally:
                 t.first_failure = f"{kind}: {message}"
 
     def worst_first(self) -> list[TenantTally]:
-        """Tenants by rows that failed or are invalid, then failed, then throttled answers."""
+        """Tenants by rows that failed or are invalid, then failed, throttled answers, rows."""
         return sorted(
-            self.tenants.values(), key=lambda t: (-t.problems, -t.failed, -t.throttled, t.tenant)
+            self.tenants.values(),
+            key=lambda t: (-t.problems, -t.failed, -t.throttled, -t.rows, t.tenant),
         )
 
     def __repr__(self) -> str:

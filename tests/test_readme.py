@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
+from _cli_support import ENV_NAMES
 from _support import make_rows, tenant_id, write_csv
 from click.testing import CliRunner
 
@@ -146,3 +151,53 @@ def test_jq_recipes_run_on_a_real_report(tmp_path: Path, monkeypatch: pytest.Mon
     again = CliRunner().invoke(main, ["run", str(retry), "--dry-run"])
     assert again.exit_code == 0, again.output
     assert len(again.stdout.splitlines()) == 3
+
+
+def _rehearsal() -> str:
+    """The README's shell block that starts `batchsync simulator` (the quick start rehearsal)."""
+    (block,) = [b for b in _blocks("sh") if b.startswith("batchsync simulator ")]
+    return block
+
+
+def test_quick_start_runs_verbatim_against_the_simulator(tmp_path: Path) -> None:
+    """The README's rehearsal (simulator, login, discover, check, run, report) runs as written."""
+    script = _rehearsal()
+    for step in (
+        "batchsync login\n",
+        "batchsync discover --gdap --connected-only -o connectors.jsonl\n",
+        "batchsync run connectors.jsonl --dry-run --check -o check.jsonl\n",
+        "batchsync run connectors.jsonl -o report.jsonl\n",
+    ):
+        assert step in script  # the quick start's own commands, character for character
+    script = script.replace("--port 8443", "--port 0")  # a free port, not a fixed one
+    env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["BATCHSYNC_TOKEN_CACHE"] = str(tmp_path / "token-cache.json")
+    proc = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: the simulator goes with it
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.returncode == 0, stderr.decode()
+    assert "signed in as" in stderr.decode()
+    assert "(4 not connected left out)" in stderr.decode()
+    connectors = [
+        orjson.loads(x) for x in (tmp_path / "connectors.jsonl").read_bytes().splitlines()
+    ]
+    assert len(connectors) == 24
+    assert {r["status"] for r in connectors} == {"connected"}
+    assert {
+        orjson.loads(x)["status"] for x in (tmp_path / "check.jsonl").read_bytes().splitlines()
+    } == {"planned"}
+    shown = next(b for b in _blocks("text") if b.startswith("batchsync report: "))
+    printed = stdout.decode().splitlines()
+    for want, got in zip(shown.splitlines()[:5], printed, strict=False):
+        assert _as_pattern(want).match(got), (want, got)
