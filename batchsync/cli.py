@@ -127,7 +127,7 @@ def run(
       batchsync run tenants.csv -o report.jsonl --resume      # finish after Ctrl-C
       batchsync run tenants.csv --dry-run --check              # tokens + connectors, no sync
       batchsync discover customers.txt | batchsync run - --format jsonl
-      jq -c 'select(.status=="failed")' report.jsonl           # what failed, and why
+      batchsync report report.jsonl                             # what failed, and why
     """
     setup_logging(conn.verbose, conn.quiet)
     if resume and output.overwrite:

@@ -55,13 +55,10 @@ def sample_partner() -> dict[str, Any]:
     """``SimulatorConfig`` fields: GDAP customers, their connector counts and statuses."""
     counts = sample_tenants()
     status: dict[str, str] = {}
-    for (position, index), state in _NOT_CONNECTED.items():
-        tenant = list(counts)[position]
-        if index < counts[tenant]:
-            status[str(uuid.uuid5(CONNECTOR_NAMESPACE, tenant + str(index)))] = state
-    for tenant, count in counts.items():
+    for position, (tenant, count) in enumerate(counts.items()):
         for index in range(count):
-            status.setdefault(str(uuid.uuid5(CONNECTOR_NAMESPACE, tenant + str(index))), "connected")
+            connector = str(uuid.uuid5(CONNECTOR_NAMESPACE, tenant + str(index)))
+            status[connector] = _NOT_CONNECTED.get((position, index), "connected")
     return {
         "gdap_customers": tuple(counts),
         "connectors_per_tenant": dict(counts),
