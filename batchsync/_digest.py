@@ -291,12 +291,17 @@ def _write_rows(
     csv_out = CsvWriter(columns.columns()) if columns is not None else None
     if csv_out is not None:
         write(csv_out.header().encode("utf-8"))
+    pending: list[dict[str, Any]] = []  # CSV rows are written a batch at a time
     for raw, doc in lines:
         _count(tally, doc)
         if failed_only and doc["status"] not in _PROBLEMS:
             continue
         if csv_out is not None:
-            data = csv_out.rows((doc,)).encode("utf-8")
+            pending.append(doc)
+            if len(pending) < 1000:
+                continue
+            data = csv_out.rows(pending).encode("utf-8")
+            pending = []
         elif failed_only:
             data = run_input(doc)
         else:
@@ -306,5 +311,7 @@ def _write_rows(
         if size >= _FLUSH_BYTES:
             write(b"".join(chunk))
             chunk, size = [], 0
+    if csv_out is not None and pending:
+        chunk.append(csv_out.rows(pending).encode("utf-8"))
     if chunk:
         write(b"".join(chunk))
