@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchsync._report import line_key
+from batchsync._filters import line_key
 from batchsync._settle import Settler, _LastOrdinal, report_line_problem
 
 T = "contoso.onmicrosoft.com"
