@@ -198,15 +198,7 @@ class _Engine:
 
     def _note(self, outcome: Outcome) -> None:
         """Count an outcome in the live stats."""
-        self.stats.statuses[outcome.status.value] += 1
-        if outcome.error is not None and outcome.status is Status.FAILED:
-            self.stats.error_kinds[outcome.error.kind.value] += 1
-            if outcome.error.code:
-                self.stats.error_codes[outcome.error.code] += 1
-            if outcome.error.kind is not ErrorKind.INTERRUPTED:
-                self.stats.note_failed_tenant(
-                    outcome.tenant, f"{outcome.error.kind.value}: {outcome.error.message}"
-                )
+        self.stats.record(outcome)
 
     def _emit(self, outcome: Outcome) -> None:
         self._note(outcome)

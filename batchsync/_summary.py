@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 
 from ._errors import ErrorKind, ReportError
+from ._report import Outcome
+from ._tally import Tally, TenantTally
 
 __all__ = [
     "DiscoverStats",
@@ -30,25 +32,28 @@ __all__ = [
 _ORDER = ("ok", "failed", "invalid", "skipped", "planned")
 _TENANTS_SHOWN = 10
 _FAILED_TENANTS_KEPT = 50
+_TENANTS_KEPT = 100_000  # tenants a run's tally keeps by name: ~30 MB at most
 _FAILURES_KEPT = 50
 
 
 @dataclasses.dataclass(slots=True)
 class RunStats:
-    """Live counters of a run, read by the progress bar and the summary."""
+    """Live counters of a run, read by the progress bar and the summary.
+
+    What happened to each tenant is counted by ``_tally.Tally``, the same aggregation that
+    ``batchsync report`` applies to a report; ``statuses`` stays a plain live counter for
+    the progress bar.
+    """
 
     started: float = dataclasses.field(default_factory=time.monotonic)
     finished: float | None = None
     statuses: Counter[str] = dataclasses.field(default_factory=Counter)
-    error_kinds: Counter[str] = dataclasses.field(default_factory=Counter)
-    error_codes: Counter[str] = dataclasses.field(default_factory=Counter)
     throttled_answers: int = 0
     requests: int = 0
-    failed_tenants: dict[str, str] = dataclasses.field(default_factory=dict)
-    failed_tenant_count: int = 0
     paused_tenants: int = 0
     interrupted: bool = False
     stop_reason: str | None = None
+    tally: Tally = dataclasses.field(default_factory=lambda: Tally(max_tenants=_TENANTS_KEPT))
 
     @property
     def rows_done(self) -> int:
@@ -59,12 +64,48 @@ class RunStats:
         end = self.finished if self.finished is not None else time.monotonic()
         return max(0.0, end - self.started)
 
-    def note_failed_tenant(self, tenant: str | None, reason: str) -> None:
-        if not tenant or tenant in self.failed_tenants:
-            return
-        self.failed_tenant_count += 1
-        if len(self.failed_tenants) < _FAILED_TENANTS_KEPT:
-            self.failed_tenants[tenant] = reason
+    def record(self, outcome: Outcome) -> None:
+        """Count one row's outcome (the engine calls this once per report line)."""
+        self.statuses[outcome.status.value] += 1
+        error = outcome.error
+        self.tally.add(
+            outcome.tenant,
+            outcome.status.value,
+            throttled=outcome.throttled,
+            kind=None if error is None else error.kind.value,
+            code=None if error is None else error.code,
+            message="" if error is None else error.message,
+        )
+
+    @property
+    def error_kinds(self) -> Counter[str]:
+        """Error kinds of the failed rows."""
+        kinds: Counter[str] = Counter()
+        for key, n in (self.tally.total.errors or {}).items():
+            if key.status == "failed":
+                kinds[key.kind] += n
+        return kinds
+
+    @property
+    def error_codes(self) -> Counter[str]:
+        """Error codes of the failed rows (rows without a code left out)."""
+        codes: Counter[str] = Counter()
+        for key, n in (self.tally.total.errors or {}).items():
+            if key.status == "failed" and key.code:
+                codes[key.code] += n
+        return codes
+
+    @property
+    def failed_tenants(self) -> dict[str, str]:
+        """The first tenants with a failed row (interruptions aside) and the first reason."""
+        return {
+            t.tenant: t.first_failure or ""
+            for t in self.tally.failed_tenants()[:_FAILED_TENANTS_KEPT]
+        }
+
+    @property
+    def failed_tenant_count(self) -> int:
+        return len(self.tally.failed_tenants())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -144,7 +185,27 @@ def summary_dict(stats: RunStats) -> dict[str, Any]:
         "interrupted": stats.interrupted,
         "stopped": stats.stop_reason,
         "exit_status": exit_status(stats),
+        "tenants": len(stats.tally.tenants),
+        "worst_tenants": [
+            {
+                "tenant": t.tenant,
+                "rows": t.rows,
+                **t.statuses(),
+                "throttled": t.throttled,
+                "error": _top_error(t),
+            }
+            for t in stats.tally.worst_first()[:_TENANTS_SHOWN]
+            if t.problems or t.throttled
+        ],
     }
+
+
+def _top_error(t: TenantTally) -> dict[str, Any] | None:
+    top = t.top_error()
+    if top is None:
+        return None
+    key, count, message = top
+    return {"kind": key.kind, "code": key.code, "rows": count, "message": message}
 
 
 def write_summary_json(path: str, stats: RunStats) -> None:

@@ -64,13 +64,19 @@ class TenantTally:
 
 
 class Tally:
-    """Totals and one ``TenantTally`` per tenant, in the order tenants first appeared."""
+    """Totals and one ``TenantTally`` per tenant, in the order tenants first appeared.
 
-    __slots__ = ("tenants", "total")
+    ``max_tenants`` bounds the tenants kept by name (a run's memory stays flat on any
+    input); rows of tenants beyond it count in ``total`` and in ``rows_untracked`` only.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("max_tenants", "rows_untracked", "tenants", "total")
+
+    def __init__(self, *, max_tenants: int | None = None) -> None:
         self.total = TenantTally("")
         self.tenants: dict[str, TenantTally] = {}
+        self.max_tenants = max_tenants
+        self.rows_untracked = 0
 
     def add(
         self,
@@ -86,7 +92,11 @@ class Tally:
         name = tenant or _NO_TENANT
         one = self.tenants.get(name)
         if one is None:
-            one = self.tenants[name] = TenantTally(name)
+            if self.max_tenants is not None and len(self.tenants) >= self.max_tenants:
+                self.rows_untracked += 1
+                one = TenantTally(name)  # counted, then dropped
+            else:
+                one = self.tenants[name] = TenantTally(name)
         for t in (self.total, one):
             t.rows += 1
             t.throttled += throttled
@@ -111,6 +121,10 @@ class Tally:
             t.messages.setdefault(key, message)
             if status == "failed" and kind != "interrupted" and t.first_failure is None:
                 t.first_failure = f"{kind}: {message}"
+
+    def failed_tenants(self) -> list[TenantTally]:
+        """Tenants with a failed row that was not interrupted, in order of appearance."""
+        return [t for t in self.tenants.values() if t.first_failure is not None and t.tenant]
 
     def worst_first(self) -> list[TenantTally]:
         """Tenants by rows that failed or are invalid, then failed, throttled answers, rows."""

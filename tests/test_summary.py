@@ -148,3 +148,27 @@ def test_dry_run_summary_counts_planned(tmp_path: Path) -> None:
     assert summary["statuses"]["planned"] == 6
     assert (summary["requests"], summary["throttled"], summary["failed_tenants"]) == (0, 0, 0)
     assert "6 planned" in result.stderr
+
+
+def test_summary_json_tenants_match_batchsync_report(
+    sim: Simulator, mixed_input: Path, tmp_path: Path
+) -> None:
+    """--summary-json's worst tenants are what `batchsync report` says of the same report."""
+    report, summary_path = tmp_path / "r.jsonl", tmp_path / "summary.json"
+    result = _run(sim, [str(mixed_input), "-o", str(report), "--summary-json", str(summary_path)])
+    assert result.exit_code == 1, result.stderr
+    summary = orjson.loads(summary_path.read_bytes())
+    md = CliRunner().invoke(main, ["report", str(report), "--format", "markdown"])
+    table = {
+        cells[0]: [int(n) for n in cells[1:7]]
+        for line in md.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| tenant |")
+        for cells in [[c.strip() for c in line.strip("|").split(" | ")]]
+    }
+    assert summary["tenants"] == len(table)
+    assert summary["worst_tenants"]
+    for t in summary["worst_tenants"]:
+        counts = [t[k] for k in ("rows", "ok", "failed", "invalid", "skipped", "throttled")]
+        row = table[t["tenant"] or "(no tenant)"]
+        assert counts == row  # rows, ok, failed, invalid, skipped, throttled (none planned)
+        assert t["error"] is None or t["error"]["code"] in md.stdout
