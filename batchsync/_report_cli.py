@@ -16,7 +16,25 @@ from ._digest import ReportFormat, digest_reports
 from ._errors import BatchsyncError, ConfigError
 from ._render import Digest
 
-__all__ = ["run_report"]
+__all__ = ["default_format", "run_report"]
+
+_FORMAT_BY_SUFFIX = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".html": "html",
+    ".htm": "html",
+    ".md": "markdown",
+    ".txt": "table",
+}
+
+
+def default_format(output_path: str, *, stdout_is_terminal: bool) -> str:
+    """-o's extension, else the table for people at a terminal and the merged JSONL in a pipe
+    (where a program, or another batchsync, reads it)."""
+    if output_path != "-":
+        return _FORMAT_BY_SUFFIX.get(os.path.splitext(output_path)[1].lower(), "jsonl")
+    return "table" if stdout_is_terminal else "jsonl"
 
 
 def _same_file(a: str, b: str) -> bool:

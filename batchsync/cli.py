@@ -261,15 +261,6 @@ def discover(
 
 
 _REPORT_FORMATS = ("table", "jsonl", "csv", "html", "markdown")
-_FORMAT_BY_SUFFIX = {
-    ".jsonl": "jsonl",
-    ".json": "jsonl",
-    ".csv": "csv",
-    ".html": "html",
-    ".htm": "html",
-    ".md": "markdown",
-    ".txt": "table",
-}
 
 
 @main.command(context_settings=CONTEXT)
@@ -324,21 +315,16 @@ def report(
       batchsync report report.jsonl -o report.html            # for the customer
       batchsync report report.jsonl --format markdown         # for a ticket
     """
-    from ._report_cli import run_report
+    from ._report_cli import default_format, run_report
 
     if sum(1 for path in reports if path == "-") > 1:
         raise click.UsageError("- (stdin) can be given once")
-    fmt = output_format
-    if fmt is None:
-        suffix = os.path.splitext(output_path)[1].lower() if output_path != "-" else ""
-        fmt = _FORMAT_BY_SUFFIX.get(suffix) or (
-            "table" if output_path == "-" and sys.stdout.isatty() else "jsonl"
-        )
+    fmt = output_format or default_format(output_path, stdout_is_terminal=sys.stdout.isatty())
     code, message = run_report(
         reports, output_path=output_path, fmt=fmt, failed_only=failed_only, version=__version__
     )
     if message:
-        _fail(message, code)
+        fail(message, code)
     sys.exit(code)
 
 
