@@ -60,10 +60,8 @@ class TrustingSession(requests.Session):
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
-        settings: dict[str, Any] = super().merge_environment_settings(
-            url, proxies, stream, verify, cert
-        )
+    ) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
         settings["verify"] = self._ca_path
         return settings
 
