@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
+import aiohttp.abc
 import orjson
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
@@ -21,7 +23,14 @@ from yarl import URL
 from ._errors import ConfigError
 from ._version import __version__
 
-__all__ = ["env_proxy", "make_ssl_context", "open_session", "preflight", "user_agent"]
+__all__ = [
+    "env_proxy",
+    "make_ssl_context",
+    "open_session",
+    "preflight",
+    "resolver_for",
+    "user_agent",
+]
 
 
 def make_ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
@@ -34,6 +43,16 @@ def make_ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
 
 def user_agent() -> str:
     return f"batchsync/{__version__} (+aiohttp/{aiohttp.__version__})"
+
+
+def resolver_for(platform: str = sys.platform) -> aiohttp.abc.AbstractResolver | None:
+    """The DNS resolver for this platform; None for aiohttp's default. Needs a running loop.
+
+    On Windows it is the threaded one (the system's getaddrinfo): aiohttp's default
+    becomes aiodns when that is installed, and aiodns needs a selector loop, which
+    Windows' default (proactor) loop is not.
+    """
+    return aiohttp.ThreadedResolver() if platform == "win32" else None
 
 
 def open_session(*, ca_bundle: str | None, limit: int, user_agent: str) -> aiohttp.ClientSession:
@@ -49,6 +68,7 @@ def open_session(*, ca_bundle: str | None, limit: int, user_agent: str) -> aioht
         limit_per_host=0,
         ttl_dns_cache=300,
         enable_cleanup_closed=True,
+        resolver=resolver_for(),
     )
     return aiohttp.ClientSession(
         connector=connector,

@@ -183,7 +183,8 @@ class ReportWriter:
                 else "pass --overwrite to replace it"
             )
             raise ConfigError(f"{what} {path!r} already exists and is not empty; {how}")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        # O_BINARY: Windows' C runtime would otherwise write each \n as \r\n.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
         if overwrite and not resume:
             flags |= os.O_TRUNC
         try:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -20,6 +22,12 @@ from batchsync._engine import EngineSettings
 from batchsync._pacing import RetryPolicy, TenantRate
 from batchsync._runner import RunConfig
 from batchsync.simulator import Simulator
+
+# Tests of POSIX signals, process groups, /proc, ptys or file modes: not run on Windows
+# (the CI matrix file runs the rest there).
+posix_only = pytest.mark.skipif(
+    sys.platform == "win32", reason="POSIX signals, /proc, ptys or file modes"
+)
 
 NS = uuid.UUID("12345678-1234-5678-1234-567812345678")
 

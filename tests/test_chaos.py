@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _support import make_rows, write_csv
+from _support import make_rows, posix_only, write_csv
 
 from batchsync.simulator import (
     FaultConfig,
@@ -53,6 +53,8 @@ CHAOS = SimulatorConfig(
         retry_after_s=0.1,
     ),
 )
+
+pytestmark = posix_only  # POSIX signals to child processes
 
 
 def _env(sim: Simulator, tmp_path: Path) -> dict[str, str]:

@@ -27,6 +27,7 @@ def _invoke(**env: str) -> tuple[int, str]:
         ("bash", "complete -o nosort -F _batchsync_completion batchsync"),
         ("zsh", "compdef _batchsync_completion batchsync"),
         ("fish", "complete --no-files --command batchsync"),
+        ("powershell", "Register-ArgumentCompleter -Native -CommandName batchsync"),
     ],
 )
 def test_source_prints_a_completion_script(shell: str, needle: str) -> None:
@@ -34,7 +35,12 @@ def test_source_prints_a_completion_script(shell: str, needle: str) -> None:
     code, script = _invoke(_BATCHSYNC_COMPLETE=f"{shell}_source")
     assert code == 0
     assert needle in script
-    assert f"_BATCHSYNC_COMPLETE={shell}_complete" in script  # it calls the program back
+    calls_back = (
+        "$env:_BATCHSYNC_COMPLETE = 'powershell_complete'"
+        if shell == "powershell"
+        else f"_BATCHSYNC_COMPLETE={shell}_complete"
+    )
+    assert calls_back in script  # it calls the program back
 
 
 @pytest.mark.parametrize(
@@ -77,3 +83,14 @@ def test_bash_completes_with_the_installed_script() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["run"]
+
+
+def test_powershell_completion_answers() -> None:
+    """A PowerShell completion request gets type, value and help lines, three per match."""
+    code, answer = _invoke(
+        _BATCHSYNC_COMPLETE="powershell_complete", COMP_WORDS="batchsync di", COMP_CWORD="1"
+    )
+    assert code == 0
+    lines = answer.splitlines()
+    assert lines[:2] == ["plain", "discover"]
+    assert len(lines) == 3

@@ -19,7 +19,13 @@ from batchsync._pacing import RetryPolicy, TenantRate
 from batchsync._report import Outcome
 from batchsync._runner import run_batch
 from batchsync._summary import RunStats, exit_status
-from batchsync.simulator import FaultConfig, SimulatorConfig, ThrottleConfig, run_simulator
+from batchsync.simulator import (
+    FaultConfig,
+    Simulator,
+    SimulatorConfig,
+    ThrottleConfig,
+    run_simulator,
+)
 
 
 def _assert_one_line_per_row(report: list[dict[str, Any]], rows: int) -> None:
@@ -396,3 +402,92 @@ async def test_per_connector_cooldown_is_named(tmp_path: Path) -> None:
     assert failed[0]["throttled"] == 3
     assert "per-object cooldown" in failed[0]["error"]["message"]
     assert sum(1 for r in out if r["status"] == "ok") == 8
+
+
+async def _run_engine_with(
+    sim: Simulator,
+    tmp_path: Path,
+    rows: list[tuple[str, str, str]],
+    *,
+    clock: Any = None,
+    rng: Any = None,
+    engine: EngineSettings | None = None,
+) -> list[Outcome]:
+    """run_engine over real HTTPS to the simulator, with the engine's clock and rng given."""
+    from batchsync._action import ExchangeConnectorSync
+    from batchsync._connect import connect
+    from batchsync._engine import run_engine
+    from batchsync._runner import build_items
+
+    config = sim_config(sim, write_csv(tmp_path / "in.csv", rows), tmp_path / "r.jsonl")
+    if engine is not None:
+        config = dataclasses.replace(config, engine=engine)
+    outcomes: list[Outcome] = []
+    async with connect(config, check_reach=False) as (tokens, graph):
+        with Path(config.input_path).open("rb") as fh:  # noqa: ASYNC230 - a tiny local file
+            await run_engine(
+                build_items(config, fh),
+                action=ExchangeConnectorSync(),
+                settings=config.engine,
+                emit=outcomes.append,
+                tokens=tokens,
+                graph=graph,
+                clock=clock,
+                rng=rng,
+            )
+    return outcomes
+
+
+async def test_engine_reads_time_only_from_its_clock(tmp_path: Path) -> None:
+    """A clock a billion seconds ahead of the loop's changes nothing: pauses, the learned pace
+    and idle lanes are all measured on the injected clock, never mixed with another one."""
+    loop = asyncio.get_running_loop()
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=3, window_s=0.5, retry_after="float"),
+        faults=FaultConfig(retry_after_s=1.0),
+    )
+    async with run_simulator(cfg) as sim:
+        outcomes = await _run_engine_with(
+            sim, tmp_path, make_rows(3, 6), clock=lambda: loop.time() + 1e9
+        )
+        throttled = sum(sim.stats.throttled.values())
+        early = sim.stats.requests_during_pause
+    assert sorted(o.line for o in outcomes) == list(range(1, 19))
+    assert {o.status.value for o in outcomes} == {"ok"}
+    assert throttled > 0, "the test must actually throttle"
+    assert early == 0  # each announced pause waited out on the injected clock
+
+
+class _Draws:
+    """An rng whose draws are all one value (what ``random.Random.random`` would give)."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.calls = 0
+
+    def random(self) -> float:
+        self.calls += 1
+        return self.value
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.999])
+async def test_engine_draws_every_backoff_from_its_rng(tmp_path: Path, draw: float) -> None:
+    """Each retry's jitter comes from the injected rng, once per answer assessed: the run's
+    randomness is the caller's to seed (here rows meet 500s and 503s and still end ok)."""
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=0),
+        faults=FaultConfig(seed=5, http_500=0.3, http_503=0.2),
+    )
+    rng = _Draws(draw)
+    engine = EngineSettings(
+        concurrency=8,
+        tenant_rate=TenantRate(1000, 1.0),
+        retry=RetryPolicy(max_attempts=10, backoff_base_s=0.01, backoff_cap_s=0.05),
+        timeout_s=5.0,
+    )
+    async with run_simulator(cfg) as sim:
+        outcomes = await _run_engine_with(sim, tmp_path, make_rows(2, 5), rng=rng, engine=engine)
+        answers = sum(sim.stats.sync_requests.values())
+    assert {o.status.value for o in outcomes} == {"ok"}
+    assert sum(o.attempts for o in outcomes) == answers > 10  # some rows were retried
+    assert rng.calls == answers  # one draw per answer, none from anywhere else

@@ -8,16 +8,15 @@ import gc
 import io
 import tracemalloc
 import uuid
-from collections.abc import Iterator
 from typing import Literal
 
 import orjson
 import pytest
+from _input_support import G1, G2, HEADER, ROW_INJECTIONS, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchsync._errors import ConfigError, ErrorKind, InputError
-from batchsync._filters import _SeenKeys, drop_duplicates
 from batchsync._input import detect_format, read_items, record_to_item
 from batchsync._rows import (
     InputFormat,
@@ -25,34 +24,7 @@ from batchsync._rows import (
     Rejected,
     Row,
     SyncType,
-    canonical_connector,
-    canonical_tenant,
-    new_row,
 )
-
-G1 = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
-G2 = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
-HEADER = "tenant,connector,syncType\n"
-
-
-def parse(
-    data: bytes | str,
-    fmt: str = "csv",
-    *,
-    default_sync_type: SyncType = SyncType.DELTA,
-    keep_extra: bool = False,
-    max_line_bytes: int = 64 * 1024,
-) -> list[Item]:
-    raw = data.encode() if isinstance(data, str) else data
-    return list(
-        read_items(
-            io.BytesIO(raw),
-            fmt=InputFormat(fmt),
-            default_sync_type=default_sync_type,
-            keep_extra=keep_extra,
-            max_line_bytes=max_line_bytes,
-        )
-    )
 
 
 def one(data: bytes | str, fmt: str = "csv", *, keep_extra: bool = False) -> Item:
@@ -71,140 +43,6 @@ def one_rejected(data: bytes | str, fmt: str = "csv") -> Rejected:
     item = one(data, fmt)
     assert isinstance(item, Rejected), item
     return item
-
-
-# --------------------------------------------------------------------------- values
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("fullSync", SyncType.FULL),
-        ("FULLSYNC", SyncType.FULL),
-        (" deltasync ", SyncType.DELTA),
-        ("DeltaSync", SyncType.DELTA),
-    ],
-)
-def test_sync_type_parse_is_case_insensitive(text: str, expected: SyncType) -> None:
-    """fullSync/deltaSync match in any case and come back canonical."""
-    assert SyncType.parse(text) is expected
-    assert str(SyncType.parse(text)) == expected.value
-
-
-@pytest.mark.parametrize("text", ["full", "", "fullSync2", "delta sync", "fullſync"])
-def test_sync_type_parse_rejects_others(text: str) -> None:
-    """Anything else is a ValueError naming the accepted values."""
-    with pytest.raises(ValueError, match="fullSync or deltaSync"):
-        SyncType.parse(text)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (G1.upper(), G1),
-        ("{" + G1.upper() + "}", G1),
-        ("Contoso.OnMicrosoft.com", "contoso.onmicrosoft.com"),
-        ("a-b.example.co.uk", "a-b.example.co.uk"),
-        ("xn--caf-dma.com", "xn--caf-dma.com"),
-        ("1password.com", "1password.com"),
-        ("a" * 63 + ".com", "a" * 63 + ".com"),
-    ],
-)
-def test_canonical_tenant_accepts_guids_and_domains(text: str, expected: str) -> None:
-    """A GUID (braces optional) or DNS name is accepted and lower-cased."""
-    assert canonical_tenant(text) == expected
-
-
-INJECTIONS = [
-    "../x",
-    "a/b",
-    "x?y",
-    "x#y",
-    "a b",
-    "%2e%2e",
-    "%2e%2e.com",
-    "contoso.com/../other.com",
-    "contoso.com?x=1",
-    "contoso.com#frag",
-    "contoso.com%2f..",
-    "a\\b.com",
-    "'contoso.com'",
-    '"contoso.com"',
-    "contoso.com\n",
-    "con\ttoso.com",
-    "con\x00toso.com",
-    "contoso.com:443",
-    "user@contoso.com",
-    "http://contoso.com",
-    "..",
-    ".",
-    "contoso",
-    "common",
-    "contoso.com.",
-    ".contoso.com",
-    "a..b.com",
-    "-a.com",
-    "a-.com",
-    "1.2.3.4",
-    "contoso.c",
-    "\uff43ontoso.com",  # fullwidth c
-    "conto\u017fo.com",  # long s, lower() keeps it non-ASCII
-    "\u212aelvin.com",  # Kelvin sign, lower() would make it 'k'
-    "caf\u00e9.com",
-    "a" * 64 + ".com",
-    ".".join(["a" * 60] * 5),  # longer than 253
-    "{" + G1,
-    G1 + "}",
-    G1 + "x",
-    "",
-]
-
-
-# In rows, surrounding white space is trimmed first (so "contoso.com\n" is fine there).
-ROW_INJECTIONS = [t for t in INJECTIONS if t and t == t.strip()]
-
-
-@pytest.mark.parametrize("text", INJECTIONS)
-def test_canonical_tenant_rejects_anything_that_could_bend_a_url(text: str) -> None:
-    """Path, query and fragment characters, encodings, spaces, controls, non-ASCII: rejected."""
-    assert canonical_tenant(text) is None
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"), [(G1, G1), (G1.upper(), G1), ("{" + G1 + "}", G1), (G2, G2)]
-)
-def test_canonical_connector_accepts_guids(text: str, expected: str) -> None:
-    """A connector is a GUID in any case, braces optional, written lower-case."""
-    assert canonical_connector(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        G1.replace("-", ""),
-        "abc",
-        G1 + "0",
-        "../" + G1,
-        G1 + "/sync",
-        "{" + G1,
-        "urn:uuid:" + G1,
-        G1.replace("a", "g"),
-        " " + G1 + "x",
-        "contoso.com",
-    ],
-)
-def test_canonical_connector_rejects_non_guids(text: str) -> None:
-    """Anything but a GUID is not a connector."""
-    assert canonical_connector(text) is None
-
-
-def test_fast_row_factory_builds_the_same_row() -> None:
-    """The internal fast constructor makes a Row equal to the dataclass constructor's."""
-    extra = {"a": "b"}
-    assert new_row(3, "t.com", G1, SyncType.FULL, extra) == Row(
-        3, "t.com", G1, SyncType.FULL, extra
-    )
-    assert Row(3, "t.com", G1, SyncType.FULL).key == ("t.com", G1, "fullSync")
 
 
 # --------------------------------------------------------------------------- formats
@@ -851,90 +689,6 @@ def test_record_to_item_validates_a_mapping_like_jsonl() -> None:
     assert (bad.line, bad.code) == (2, "bad_tenant")
     assert bad.extra is not None
     assert bad.extra["x"].startswith("<object")
-
-
-# --------------------------------------------------------------------------- duplicates
-
-
-def test_duplicates_are_skipped_naming_the_first_line() -> None:
-    """A repeated (tenant, connector, syncType) becomes a duplicate of the first line."""
-    data = (
-        f"{HEADER}contoso.com,{G1},\nCONTOSO.COM,{G1.upper()},deltaSync\n"
-        f"contoso.com,{G1},fullSync\nbad,,\ncontoso.com,{G1},\n"
-    )
-    found = list(drop_duplicates(parse(data)))
-    assert [
-        (i.line, type(i).__name__, i.kind if isinstance(i, Rejected) else None) for i in found
-    ] == [
-        (1, "Row", None),
-        (2, "Rejected", ErrorKind.DUPLICATE),
-        (3, "Row", None),
-        (4, "Rejected", ErrorKind.INPUT),
-        (5, "Rejected", ErrorKind.DUPLICATE),
-    ]
-    dup = found[1]
-    assert isinstance(dup, Rejected)
-    assert dup.code == "duplicate"
-    assert "line 1" in dup.message
-    assert (dup.tenant, dup.connector, dup.sync_type) == ("contoso.com", G1, "deltaSync")
-
-
-def test_duplicates_keep_extra() -> None:
-    """A duplicate keeps the row's extra columns for the report."""
-    rows: list[Item] = [
-        Row(1, "a.com", G1, SyncType.FULL),
-        Row(2, "a.com", G1, SyncType.FULL, {"n": "x"}),
-    ]
-    found = list(drop_duplicates(rows))
-    assert isinstance(found[1], Rejected)
-    assert found[1].extra == {"n": "x"}
-
-
-def _many_duplicates(n: int) -> Iterator[Item]:
-    for line in range(1, n + 1):
-        yield Row(line, "contoso.com", G1, SyncType.DELTA)
-
-
-def test_many_duplicates_stay_cheap() -> None:
-    """100,000 copies of one row keep a single key in memory and all name line 1."""
-    dedup = drop_duplicates(_many_duplicates(100_000))
-    assert isinstance(next(dedup), Row)
-    skipped = 0
-    for item in dedup:
-        assert isinstance(item, Rejected)
-        assert item.message.startswith("duplicate of line 1 ")
-        skipped += 1
-        if skipped == 99_998:
-            # White-box: the table of seen keys, not the rows, is what stays in memory.
-            frame = getattr(dedup, "gi_frame", None)
-            assert frame is not None
-            assert len(frame.f_locals["seen"]) == 1
-    assert skipped == 99_999
-
-
-def test_duplicate_detection_memory_is_small_per_key() -> None:
-    """20,000 distinct keys cost well under 100 bytes each (1M rows stay under ~100 MB)."""
-    rows = [Row(n, f"t{n}.com", G1, SyncType.DELTA) for n in range(1, 20_001)]
-    tracemalloc.start()
-    try:
-        for _ in drop_duplicates(rows):
-            pass
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 20_000 * 100
-
-
-def test_seen_keys_grow_and_remember_first_lines() -> None:
-    """The key table keeps every first line across many growths."""
-    seen = _SeenKeys(log2_size=4)
-    keys = [f"t{i}.com\x00{G1}\x00deltaSync" for i in range(20_000)]
-    for line, key in enumerate(keys, start=1):
-        assert seen.first_line(key, line) is None
-    assert len(seen) == len(keys)
-    for line, key in enumerate(keys, start=1):
-        assert seen.first_line(key, 10**6) == line
-    assert len(seen) == len(keys)
 
 
 # --------------------------------------------------------------------------- properties

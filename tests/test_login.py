@@ -15,6 +15,7 @@ from _auth_support import (
     provider_for,
     signed_in,
 )
+from _support import posix_only
 
 from batchsync._auth import (
     AuthMode,
@@ -40,6 +41,7 @@ def test_signed_in_accounts_and_logout_on_missing_cache(tmp_path: Path) -> None:
 # --- delegated mode ---------------------------------------------------------------------------
 
 
+@posix_only
 async def test_delegated_end_to_end(sim: Simulator, tmp_path: Path) -> None:
     """Device-code login, then silent tokens for 5 tenants (one refresh each), reused by a
     new provider from the 0600 cache file without signing in again; logout forgets it."""
@@ -136,6 +138,7 @@ def _cached_realms(path: str) -> set[str]:
     return {entry["realm"] for entry in state.get("AccessToken", {}).values()}
 
 
+@posix_only
 async def test_delegated_cache_is_saved_once_at_the_end(sim: Simulator, tmp_path: Path) -> None:
     """Tokens for many tenants leave the cache file untouched until close, then one save
     stores all of them."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from _support import sim_config
+from _support import posix_only, sim_config
 
 from batchsync._action import ExchangeConnectorSync
 from batchsync._auth import TokenProvider
@@ -59,6 +59,8 @@ def _write_peak():
 atexit.register(_write_peak)
 runpy.run_module("batchsync", run_name="__main__", alter_sys=True)
 """
+
+pytestmark = posix_only  # /proc and ru_maxrss
 
 
 def _peak_rss_mb(args: list[str], tmp_path: Path) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import io
 import os
 import re
@@ -12,14 +11,13 @@ import select
 import struct
 import subprocess
 import sys
-import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _cli_support import FAST, json_lines, scrub_env
-from _support import make_rows, write_csv
+from _support import make_rows, posix_only, write_csv
 
 from batchsync._progress import progress_postfix, show_progress
 from batchsync._summary import RunStats
@@ -62,6 +60,9 @@ def _run_on_terminal(command: list[str], env: dict[str, str], stdout_path: Path)
 
     Returns everything the terminal received; asserts the command exited 0.
     """
+    import fcntl  # POSIX only, as the tests that call this
+    import termios
+
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     received = bytearray()
@@ -104,6 +105,7 @@ def _report_is_clean(path: Path) -> None:
     assert {line["status"] for line in lines} == {"ok"}
 
 
+@posix_only  # a real pty
 def test_bar_on_terminal_never_on_stdout(sim: Simulator, input_csv: Path, tmp_path: Path) -> None:
     """On a terminal the bar is drawn on stderr up to 40/40; stdout holds only report lines."""
     report = tmp_path / "stdout.jsonl"
@@ -116,6 +118,7 @@ def test_bar_on_terminal_never_on_stdout(sim: Simulator, input_csv: Path, tmp_pa
     _report_is_clean(report)
 
 
+@posix_only  # a real pty
 def test_no_progress_on_terminal(sim: Simulator, input_csv: Path, tmp_path: Path) -> None:
     """--no-progress keeps the terminal free of the bar; the summary remains."""
     report = tmp_path / "stdout.jsonl"

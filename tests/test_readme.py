@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 from _cli_support import ENV_NAMES
-from _support import make_rows, tenant_id, write_csv
+from _support import make_rows, posix_only, tenant_id, write_csv
 from click.testing import CliRunner
 
 from batchsync.cli import main
@@ -159,6 +159,7 @@ def _rehearsal() -> str:
     return block
 
 
+@posix_only
 def test_quick_start_runs_verbatim_against_the_simulator(tmp_path: Path) -> None:
     """The README's rehearsal (simulator, login, discover, check, run, report) runs as written."""
     script = _rehearsal()

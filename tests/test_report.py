@@ -143,16 +143,6 @@ def test_resume_appends_and_cuts_torn_tail(tmp_path: Path) -> None:
     assert [orjson.loads(x)["line"] for x in lines] == [3, 5]
 
 
-def test_resume_keys_only_ok_rows(tmp_path: Path) -> None:
-    """Only rows that ended ok are skipped by --resume; failed ones run again."""
-    path = tmp_path / "r.jsonl"
-    failed = _outcome(Status.FAILED, error=ReportError(ErrorKind.HTTP, None, "x"))
-    path.write_bytes(encode_outcome(failed) + b"not json\n" + b"[1]\n")
-    done, count = read_resume_keys(str(path))
-    assert done == set()
-    assert count == 3
-
-
 def test_writer_uses_one_write_per_line(tmp_path: Path) -> None:
     """Lines reach the file whole even when the descriptor is shared (append mode)."""
     path = tmp_path / "r.jsonl"

@@ -28,6 +28,7 @@ from _support import (
     FAST_RETRY,
     connector_id,
     make_rows,
+    posix_only,
     read_report,
     sim_config,
     tenant_id,
@@ -916,6 +917,7 @@ def test_first_sigint_lets_in_flight_finish_and_starts_nothing(tmp_path: Path) -
     assert sent == 8
 
 
+@posix_only
 def test_sigterm_after_grace_gives_interrupted_lines(tmp_path: Path, slow_graph: Simulator) -> None:
     """SIGTERM acts like Ctrl-C: in-flight requests get --grace, then every unfinished row
     gets an interrupted line; exit 130."""
@@ -970,6 +972,7 @@ def test_trickling_stdin_rows_start_before_the_input_ends(
     assert [orjson.loads(line)["status"] for line in out.splitlines()] == ["ok"] * 3
 
 
+@posix_only
 def test_sigterm_with_stdin_still_open_exits(
     tmp_path: Path, simulator_in_thread: Simulator
 ) -> None:
@@ -991,6 +994,7 @@ def test_sigterm_with_stdin_still_open_exits(
     assert "interrupted" in stderr
 
 
+@posix_only
 def test_sigterm_while_waiting_for_the_first_row_exits_130(
     tmp_path: Path, simulator_in_thread: Simulator
 ) -> None:
@@ -1002,6 +1006,7 @@ def test_sigterm_while_waiting_for_the_first_row_exits_130(
     assert "Fatal Python error" not in (tmp_path / "stderr.txt").read_text()
 
 
+@posix_only
 def test_ctrl_c_while_waiting_for_the_first_row_exits(
     tmp_path: Path, simulator_in_thread: Simulator
 ) -> None:
@@ -1045,6 +1050,7 @@ def _cached_realms(cache: Path) -> list[str]:
     return [str(entry.get("realm", "")).lower() for entry in doc.get("AccessToken", {}).values()]
 
 
+@posix_only
 def test_kill_9_then_resume_finishes_the_job(tmp_path: Path) -> None:
     """kill -9 mid-run leaves only whole lines (plus, at worst, one torn line, which --resume
     cuts off with a warning); --resume then finishes every row, syncing none twice."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import posix_only
 from msal_extensions.persistence import PersistenceNotFound
 
 from batchsync._auth import (
@@ -21,6 +22,7 @@ from batchsync._auth._token_cache import (
     TokenCacheStore,
     merge_cache_states,
     open_token_cache,
+    replace_retrying,
     without_accounts,
 )
 from batchsync._errors import ConfigError
@@ -153,6 +155,7 @@ def _fake_app_cache(store: TokenCacheStore, key: str, username: str = "u@x") -> 
     return cache
 
 
+@posix_only
 def test_plaintext_fallback_warns_once_and_is_private(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -173,6 +176,7 @@ def test_plaintext_fallback_warns_once_and_is_private(
     assert not Path(str(path) + ".lockfile").exists()  # the lock is released
 
 
+@posix_only
 def test_plaintext_cache_with_wide_mode_is_tightened(tmp_path: Path) -> None:
     """An existing cache file readable by others becomes 0600, and stays so after a save."""
     path = tmp_path / "cache.json"
@@ -256,3 +260,28 @@ def test_stale_lock_of_a_killed_process_is_cleared(tmp_path: Path) -> None:
     os.utime(lock, (1_000_000_000, 1_000_000_000))
     assert "acc-u@x" in json.loads(store.load().serialize())["Account"]
     assert not lock.exists()
+
+
+def test_replace_is_retried_while_the_file_is_held_open() -> None:
+    """A cache another process holds open (Windows: PermissionError) is replaced on a retry."""
+    calls: list[tuple[str, str]] = []
+    waits: list[float] = []
+
+    def held_twice(src: str, dst: str) -> None:
+        calls.append((src, dst))
+        if len(calls) < 3:
+            raise PermissionError(13, "the file is used by another process")
+
+    replace_retrying("tmp", "cache.json", replace=held_twice, sleep=waits.append)
+    assert calls == [("tmp", "cache.json")] * 3
+    assert len(waits) == 2
+
+
+def test_replace_gives_up_after_its_attempts() -> None:
+    """A file held open for good raises the PermissionError after the last attempt."""
+
+    def always_held(src: str, dst: str) -> None:
+        raise PermissionError(13, "the file is used by another process")
+
+    with pytest.raises(PermissionError):
+        replace_retrying("tmp", "cache.json", attempts=3, replace=always_held, sleep=lambda _: None)

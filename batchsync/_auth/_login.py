@@ -25,7 +25,7 @@ from ._msal import (
     usernames,
 )
 from ._settings import LOGIN_HINT, AuthSettings, default_token_cache_path
-from ._token_cache import TokenCacheStore, open_token_cache
+from ._token_cache import PRIVATE_FILE, TokenCacheStore, open_token_cache
 
 __all__ = [
     "TokenCacheStatus",
@@ -50,7 +50,7 @@ class TokenCacheStatus:
 
     def describe(self) -> str:
         """One line per account, then where the cache is; never a token."""
-        kept = "encrypted" if self.encrypted else "plain file, mode 0600"
+        kept = "encrypted" if self.encrypted else f"plain file, {PRIVATE_FILE}"
         lines = [f"signed in as {name}" for name in self.accounts] or ["not signed in"]
         return "\n".join([*lines, f"token cache: {self.path} ({kept})"])
 

@@ -41,10 +41,12 @@ from msal_extensions.persistence import PersistenceDecryptionError, PersistenceN
 from .._errors import ConfigError
 
 __all__ = [
+    "PRIVATE_FILE",
     "PersistenceFactory",
     "TokenCacheStore",
     "merge_cache_states",
     "open_token_cache",
+    "replace_retrying",
     "without_accounts",
 ]
 
@@ -54,6 +56,8 @@ PersistenceFactory = Callable[[str], Any]
 """Builds an encrypted msal-extensions persistence for a path, or raises if unavailable."""
 
 _RELOGIN = "run `batchsync logout`, then `batchsync login`"
+# How a plain cache file is kept private, in the words of this platform.
+PRIVATE_FILE = "mode 0600" if os.name == "posix" else "in your user profile"
 _STALE_LOCK_S = 30.0  # a lock older than this was left by a killed process
 _ACCOUNT = "Account"
 
@@ -160,11 +164,36 @@ class _PrivateFilePersistence(FilePersistence):  # type: ignore[misc]  # msal_ex
                 f.write(content)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+            replace_retrying(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def replace_retrying(
+    src: str,
+    dst: str,
+    *,
+    attempts: int = 10,
+    delay_s: float = 0.05,
+    replace: Callable[[str, str], None] = os.replace,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """``os.replace``, tried again while the target is held open elsewhere.
+
+    On Windows a file another process has open (a virus scanner, a backup agent, a second
+    batchsync reading the cache) cannot be replaced for a moment: PermissionError. A few
+    tries over about half a second ride that out; POSIX never raises it here.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            replace(src, dst)
+            return
+        except PermissionError:
+            if attempt == attempts:
+                raise
+            sleep(delay_s * attempt)
 
 
 def _probe(persistence: Any) -> None:
@@ -189,10 +218,11 @@ def _warn_plaintext_once(path: str, reason: str) -> None:
         _warned_paths.add(path)
     _log.warning(
         "cannot encrypt the token cache with %s here (%s); keeping it in %s, a plain file "
-        "only you can read (mode 0600)",
+        "only you can read (%s)",
         _encryption_name(),
         reason,
         path,
+        PRIVATE_FILE,
     )
 
 
@@ -373,7 +403,8 @@ def open_token_cache(
             return TokenCacheStore(path, persistence, encrypted=True)
     if warn:
         _warn_plaintext_once(path, reason)
-    with contextlib.suppress(OSError):  # a file from elsewhere, readable by others: close it
-        if os.stat(path).st_mode & 0o077:
-            os.chmod(path, 0o600)
+    if os.name == "posix":  # Windows: the user profile's permissions keep the file private
+        with contextlib.suppress(OSError):  # a file from elsewhere, readable by others: close it
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
     return TokenCacheStore(path, _PrivateFilePersistence(path), encrypted=False)
