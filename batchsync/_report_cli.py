@@ -10,7 +10,8 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ._digest import ReportFormat, digest_reports
 from ._errors import BatchsyncError, ConfigError
@@ -59,15 +60,7 @@ def run_report(
     try:
         if output_path == "-":
             out = sys.stdout.buffer
-            digest = digest_reports(
-                paths,
-                fmt=ReportFormat(fmt),
-                failed_only=failed_only,
-                write=out.write,
-                warn=_echo,
-                stdin=sys.stdin.buffer,
-                version=version,
-            )
+            digest = _digest(paths, fmt, failed_only, version, out.write)
             out.flush()
         else:
             digest = _to_file(paths, output_path, fmt, failed_only, version)
@@ -84,6 +77,20 @@ def run_report(
     return digest.exit_status, None
 
 
+def _digest(
+    paths: Sequence[str], fmt: str, failed_only: bool, version: str, write: Callable[[bytes], Any]
+) -> Digest:
+    return digest_reports(
+        paths,
+        fmt=ReportFormat(fmt),
+        failed_only=failed_only,
+        write=write,
+        warn=_echo,
+        stdin=sys.stdin.buffer,
+        version=version,
+    )
+
+
 def _to_file(
     paths: Sequence[str], output_path: str, fmt: str, failed_only: bool, version: str
 ) -> Digest:
@@ -94,15 +101,7 @@ def _to_file(
         raise ConfigError(f"cannot write {output_path!r}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as out:
-            digest = digest_reports(
-                paths,
-                fmt=ReportFormat(fmt),
-                failed_only=failed_only,
-                write=out.write,
-                warn=_echo,
-                stdin=sys.stdin.buffer,
-                version=version,
-            )
+            digest = _digest(paths, fmt, failed_only, version, out.write)
         umask = os.umask(0o022)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would have made it
