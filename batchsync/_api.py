@@ -23,7 +23,6 @@ import dataclasses
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 
-from ._action import ExchangeConnectorSync
 from ._auth._settings import AuthSettings
 from ._clouds import Endpoints, resolve_endpoints
 from ._connect import connect
@@ -31,8 +30,9 @@ from ._engine import EngineSettings, run_engine
 from ._filters import drop_duplicates
 from ._input import record_to_item
 from ._report import Outcome
-from ._rows import Item, Row, SyncType
+from ._rows import Columns, Item, Row, SyncType
 from ._summary import RunStats
+from .actions import DEFAULT_ACTION, get_action
 
 __all__ = ["Settings", "run"]
 
@@ -48,10 +48,14 @@ class Settings:
     token_concurrency: int | None = None  # None: as many as engine.concurrency
     default_sync_type: SyncType = SyncType.DELTA
     max_buffered: int = 10_000
+    action: str = DEFAULT_ACTION  # the Graph action (``batchsync actions`` lists them)
 
 
 def _items(
-    rows: Iterable[Row | Mapping[str, object]], default: SyncType, credit: threading.Semaphore
+    rows: Iterable[Row | Mapping[str, object]],
+    default: SyncType,
+    credit: threading.Semaphore,
+    columns: Columns,
 ) -> Iterator[Item]:
     """Rows as engine items; mappings are validated like JSONL input (same keys and rules).
 
@@ -62,7 +66,7 @@ def _items(
         if isinstance(row, Row):
             yield row
         else:
-            yield record_to_item(line, row, default)
+            yield record_to_item(line, row, default, columns=columns)
 
 
 @contextlib.asynccontextmanager
@@ -72,12 +76,14 @@ async def run(
     *,
     stats: RunStats | None = None,
 ) -> AsyncIterator[AsyncIterator[Outcome]]:
-    """Sync the connector of every row; yields an async iterator of ``Outcome``.
+    """Run the action (``settings.action``) on every row; yields an async iterator of
+    ``Outcome``.
 
     Raises ``ConfigError`` before anything is sent when the settings cannot work (no client
     id, no secret...). Duplicate rows come back ``skipped`` and bad mappings ``invalid``,
     exactly as in a file run. The ``rows`` iterable is consumed in a worker thread.
     """
+    action = get_action(settings.action, api_version=settings.endpoints.api_version)
     queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
     credit = threading.Semaphore(settings.max_buffered)
 
@@ -94,8 +100,10 @@ async def run(
         async def drive() -> None:
             try:
                 await run_engine(
-                    drop_duplicates(_items(rows, settings.default_sync_type, credit)),
-                    action=ExchangeConnectorSync(),
+                    drop_duplicates(
+                        _items(rows, settings.default_sync_type, credit, action.columns)
+                    ),
+                    action=action,
                     settings=settings.engine,
                     emit=queue.put_nowait,
                     tokens=tokens,

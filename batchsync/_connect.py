@@ -15,7 +15,7 @@ from ._auth._provider import TokenProvider
 from ._auth._settings import AuthSettings
 from ._clouds import Endpoints
 from ._graph import GraphClient
-from ._net import open_session, preflight, user_agent
+from ._net import env_proxy, open_session, preflight, user_agent
 
 __all__ = ["ConnectionSettings", "connect"]
 
@@ -83,7 +83,10 @@ async def connect(
                     [endpoints.graph_url + "/", endpoints.authority_host + "/"],
                     min(timeout_s, 15.0),
                 )
-            yield tokens, GraphClient(session, endpoints.graph_base)
+            yield (
+                tokens,
+                GraphClient(session, endpoints.graph_base, proxy=env_proxy(endpoints.graph_base)),
+            )
         finally:
             if tokens is not None:
                 await tokens.aclose()

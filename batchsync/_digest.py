@@ -36,6 +36,7 @@ from ._render_html import FailedRow, render_html
 from ._settle import Settler, report_line_problem
 from ._tally import Tally
 from ._timeline import Timeline, parse_rfc3339
+from .actions import DEFAULT_ACTION
 
 __all__ = ["ReportFormat", "digest_reports"]
 
@@ -205,7 +206,7 @@ def digest_reports(
     The exit status is ``Digest.exit_status``. Raises ``InputError`` before writing
     anything when an input cannot be read or holds no report line.
     """
-    settler = Settler()
+    settler = Settler(unnamed_action=DEFAULT_ACTION)
     offsets, lengths = array("q"), array("I")
     columns = CsvColumns() if fmt is ReportFormat.CSV else None
     warnings = _Warnings(warn)

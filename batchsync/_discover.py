@@ -1,23 +1,23 @@
-"""``batchsync discover``: each tenant's Exchange connectors, as rows ``batchsync run`` takes.
+"""``batchsync discover``: each tenant's objects of an action, as rows ``batchsync run`` takes.
 
 ::
 
     TENANTS file / stdin ──┐                          one task per tenant (TaskGroup,
     --gdap: partner's      ├─> tenants ─> bounded ─>  semaphore-bounded): token (ahead,
       GDAP customers ──────┘                          under --token-concurrency), then
-                                                      GET exchangeConnectors, every page,
-                                                      one Graph slot per request
+                                                      GET the action's listing, every
+                                                      page, one Graph slot per request
                                                         │
-                          stdout / -o: {"tenant", "connector", "syncType", "status",
-                          "lastSyncDateTime"}   --errors: {"tenant", "kind", "code", "message"}
+                          stdout / -o: {"tenant", "connector"|"id", ("syncType"), the
+                          action's fields}   --errors: {"tenant", "kind", "code", "message"}
 
 The same auth, cloud and pace settings as ``run``: ``TokenProvider`` for tokens, one
-``GraphClient`` session, ``_pacing.decide`` for every retry (a 429's Retry-After pauses that
+``GraphClient`` session, ``_pacing.assess`` for every retry (a 429's Retry-After pauses that
 tenant alone: its pages are fetched one after the other, so the tenant's task sleeping *is*
 the pause), a per-tenant ``AsyncLimiter`` for ``--tenant-rate``, and ``concurrency`` Graph
 requests in flight at most. A tenant's rows are written together once all its pages are in,
-so a tenant that fails half-way leaves no partial list. A tenant with no connector is a
-normal outcome (counted), not an error.
+so a tenant that fails half-way leaves no partial list. A tenant with no object (no
+connector, no VPP token, no Autopilot setting...) is a normal outcome (counted), not an error.
 
 ``@odata.nextLink`` is followed only when it points under the Graph base URL (same scheme,
 host and port): the bearer token is never sent anywhere else.
@@ -34,11 +34,11 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import IO, Any, BinaryIO, cast
+from urllib.parse import quote
 
 import orjson
 from aiolimiter import AsyncLimiter
 
-from ._action import explain_listing, gdap_customers_request, list_connectors_request
 from ._auth._settings import AccessToken, AuthMode, AuthSettings, TokenSource
 from ._clouds import Endpoints
 from ._connect import connect
@@ -49,16 +49,17 @@ from ._graph import GraphClient, GraphRequest, next_page_request
 from ._input import read_tenants
 from ._pacing import GiveUp, Refresh, Success, Tries, assess, parse_retry_after
 from ._report import ReportWriter
-from ._rows import Rejected, SyncType, canonical_connector, canonical_tenant
+from ._rows import Rejected, SyncType, canonical_tenant
 from ._summary import DiscoverStats, TenantFailure
+from .actions import DEFAULT_ACTION, Action, get_action
 
 __all__ = ["DiscoverConfig", "discover"]
 
 log = logging.getLogger(__name__)
 
 _MULTI_TENANT_AUTHORITIES = frozenset({"organizations", "common"})
-_MAX_PAGES = 10_000  # a loop guard: no real tenant has 10,000 pages of connectors
-_DELIMITERS = (",", ";", "\t", "|")
+_MAX_PAGES = 100_000  # a loop guard: no real tenant has 100,000 pages of objects
+_GDAP_CUSTOMERS = GraphRequest("GET", "/tenantRelationships/delegatedAdminCustomers")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,6 +87,41 @@ class DiscoverConfig:
     token_concurrency: int | None = None  # None: as many as engine.concurrency
     ca_bundle: str | None = None
     preflight: bool = True  # check that Graph and Entra are reachable and trusted first
+    action: str = DEFAULT_ACTION  # whose objects are listed (``batchsync actions``)
+    filter: str | None = None  # an OData $filter for the listing, where the action takes one
+
+    def selected_action(self) -> Action:
+        """The action, checked: it exists, has a listing, runs on this Graph version, and
+        takes ``filter`` if one is given (ConfigError, exit 2, otherwise)."""
+        action = get_action(self.action, api_version=self.endpoints.api_version)
+        if action.listing is None:
+            raise ConfigError(f"{action.name} has no listing for discover")
+        if self.filter is not None and not action.listing.filterable:
+            takers = [a.name for a in _actions() if a.listing and a.listing.filterable]
+            raise ConfigError(
+                f"--filter: Graph takes no $filter on {action.name}'s listing "
+                f"(it does on: {', '.join(takers)})"
+            )
+        return action
+
+
+def _actions() -> list[Action]:
+    from .actions import ACTIONS
+
+    return list(ACTIONS.values())
+
+
+def listing_request(action: Action, odata_filter: str | None) -> GraphRequest:
+    """The first request of an action's listing, with its $select and the user's $filter
+    (percent-encoded: it only ever lands in the query string)."""
+    listing = action.listing
+    assert listing is not None
+    query = []
+    if odata_filter:
+        query.append("$filter=" + quote(odata_filter, safe=""))
+    if listing.select:
+        query.append("$select=" + ",".join(listing.select))
+    return GraphRequest("GET", listing.path + ("?" + "&".join(query) if query else ""))
 
 
 # --------------------------------------------------------------------------- the work
@@ -124,6 +160,8 @@ class _Discoverer:
         self._rng = random.Random()
         self._graph_base = config.endpoints.graph_base
         self._stop: RunStoppingAuthError | None = None
+        self._action = config.selected_action()
+        self._rate = self._s.tenant_rate or self._action.tenant_rate
 
     def __repr__(self) -> str:
         st = self.stats
@@ -146,34 +184,28 @@ class _Discoverer:
                 f"batchsync: tenant {failure.tenant or '?'}: {error.kind.value}{code}: {message}"
             )
 
-    def _write_rows(self, tenant: str, connectors: list[dict[str, Any]]) -> None:
-        rows = 0
-        for item in connectors:
-            connector = canonical_connector(str(item.get("id", "")))
-            if connector is None:
-                log.warning("tenant %s: a connector id that is not a GUID, left out", tenant)
+    def _write_rows(self, tenant: str, objects: list[dict[str, Any]]) -> None:
+        action, listing = self._action, self._action.listing
+        assert listing is not None
+        found = 0
+        for item in objects:
+            row = action.discovered_row(tenant, item, self._c.sync_type)
+            if row is None:
+                log.warning(
+                    "tenant %s: a %s id that is not a GUID, left out", tenant, action.object_label
+                )
                 continue
             self.stats.connectors += 1
-            rows += 1
-            status = item.get("status")
-            status = status if isinstance(status, str) else None
-            if self._c.connected_only and status != "connected":
+            found += 1
+            if self._c.connected_only and listing.ready is not None and not listing.ready(item):
                 self.stats.left_out += 1
                 continue
-            last = item.get("lastSyncDateTime")
-            line = {
-                "tenant": tenant,
-                "connector": connector,
-                "syncType": self._c.sync_type.value,
-                "status": status,
-                "lastSyncDateTime": last if isinstance(last, str) else None,
-            }
-            self._out.write_bytes(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+            self._out.write_bytes(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
             self.stats.written += 1
         self.stats.listed += 1
-        if rows == 0:
+        if found == 0:
             self.stats.empty += 1
-            log.info("tenant %s has no Exchange connector", tenant)
+            log.info("tenant %s has no %s", tenant, action.object_label)
 
     # -- Graph ------------------------------------------------------------------------
 
@@ -194,8 +226,13 @@ class _Discoverer:
         except AuthError as exc:
             raise _TenantFailed(TenantFailure(tenant, exc.report_error())) from None
 
-    async def _get(self, tenant: str, request: GraphRequest, limiter: AsyncLimiter) -> Any:
-        """One page's JSON, after the retries ``assess`` allows; raises ``_TenantFailed``."""
+    async def _get(
+        self, tenant: str, request: GraphRequest, limiter: AsyncLimiter, *, missing_ok: bool = False
+    ) -> Any:
+        """One page's JSON, after the retries ``assess`` allows; raises ``_TenantFailed``.
+
+        ``missing_ok``: a 404 is None (a tenant without the action's singleton setting).
+        """
         tries = Tries()
         while True:
             token = await self._token(tenant)
@@ -243,8 +280,10 @@ class _Discoverer:
                 self._tokens.invalidate(token)  # refused token (revoked, or expired early)
                 continue
             if isinstance(decision, GiveUp):
+                if missing_ok and status == 404:
+                    return None
                 error = decision.error
-                message = explain_listing(status, error.message, self._tokens.mode)
+                message = self._action.explain(status, error.message, self._tokens.mode)
                 raise _TenantFailed(
                     TenantFailure(tenant, dataclasses.replace(error, message=message))
                 )
@@ -265,8 +304,7 @@ class _Discoverer:
 
     async def fetch_all(self, tenant: str, first: GraphRequest) -> list[dict[str, Any]]:
         """Every item of a paged collection (``value`` + ``@odata.nextLink``)."""
-        rate = self._s.tenant_rate
-        limiter = AsyncLimiter(*rate.limiter_params())
+        limiter = AsyncLimiter(*self._rate.limiter_params())
         items: list[dict[str, Any]] = []
         request = first
         seen: set[str] = set()
@@ -317,19 +355,31 @@ class _Discoverer:
                     TenantFailure(tenant, self._stop.report_error()),
                     run_stopping=True,
                 )
-            connectors = await self.fetch_all(tenant, list_connectors_request())
+            objects = await self._list(tenant)
         except _TenantFailed as exc:
             # A run-stopping auth error had its one stderr line already.
             self.fail(exc.failure, quiet_line=exc.run_stopping)
             return
         finally:
             self._tokens.forget(tenant)  # memory stays flat on long tenant lists
-        self._write_rows(tenant, connectors)
+        self._write_rows(tenant, objects)
+
+    async def _list(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's objects of the action: every page of its collection, or its one
+        setting ([] when the tenant has none)."""
+        listing = self._action.listing
+        assert listing is not None
+        request = listing_request(self._action, self._c.filter)
+        if not listing.singleton:
+            return await self.fetch_all(tenant, request)
+        limiter = AsyncLimiter(*self._rate.limiter_params())
+        setting = await self._get(tenant, request, limiter, missing_ok=True)
+        return [setting] if isinstance(setting, dict) else []
 
     async def gdap_customers(self, partner: str) -> list[str] | None:
         """The partner's GDAP customer tenants, or None after reporting why they cannot be had."""
         try:
-            customers = await self.fetch_all(partner, gdap_customers_request())
+            customers = await self.fetch_all(partner, _GDAP_CUSTOMERS)
         except _TenantFailed as exc:
             failure = exc.failure
             self.fail(
@@ -454,6 +504,7 @@ async def discover(
         raise ConfigError("give either TENANTS (a file, or - for stdin) or --gdap, not both")
     if config.errors_path is not None and config.errors_path == config.output_path != "-":
         raise ConfigError("--errors and -o must be different files")
+    config.selected_action()  # an unknown action or a bad --filter: exit 2, nothing sent
     partner = _partner_tenant(config) if config.gdap else None
     tenants: Iterable[str | Rejected] = ()
     with contextlib.ExitStack() as stack:

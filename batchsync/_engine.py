@@ -28,15 +28,14 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from aiolimiter import AsyncLimiter
 
-from ._action import Action
-from ._auth._settings import AccessToken, TokenSource
+from ._auth._settings import AccessToken, AuthMode, TokenSource
 from ._errors import AuthError, BatchsyncError, ErrorKind, RunStoppingAuthError
 from ._feed import Feed
-from ._graph import GraphAnswer, GraphClient
+from ._graph import GraphAnswer, GraphClient, GraphRequest
 from ._pacing import (
     AdaptivePace,
     GiveUp,
@@ -48,15 +47,34 @@ from ._pacing import (
     assess,
     parse_retry_after,
 )
-from ._report import Outcome, ReportError, Status
+from ._report import Outcome, ReportError, Settled, Status
 from ._rows import Item, Rejected, Row
 from ._summary import RunStats
 
-__all__ = ["EngineSettings", "RunStats", "run_engine"]
+__all__ = ["EngineSettings", "RowAction", "RunStats", "run_engine"]
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+
+class RowAction(Protocol):
+    """What the engine needs to know about an action (``batchsync.actions`` has them)."""
+
+    @property
+    def tenant_rate(self) -> TenantRate:
+        """The default ``--tenant-rate``: the action's Intune write limit per tenant."""
+        ...
+
+    def request(self, row: Row) -> GraphRequest: ...
+
+    def succeeded(self, status: int) -> bool: ...
+
+    def settle(self, status: int, code: str | None, message: str) -> Settled | None: ...
+
+    def explain(self, status: int | None, message: str, mode: AuthMode | None) -> str: ...
+
+    def report_fields(self, item: Row | Rejected) -> dict[str, str | None]: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,7 +82,7 @@ class EngineSettings:
     """The run's bounds (the contract's pace options)."""
 
     concurrency: int = 32
-    tenant_rate: TenantRate = TenantRate(100, 20.0)
+    tenant_rate: TenantRate | None = None  # None: the action's (its Intune write limit)
     retry: RetryPolicy = RetryPolicy()
     timeout_s: float = 30.0
     grace_s: float = 5.0
@@ -157,7 +175,7 @@ class _Engine:
     def __init__(
         self,
         *,
-        action: Action,
+        action: RowAction,
         settings: EngineSettings,
         tokens: TokenSource | None,
         graph: GraphClient | None,
@@ -168,6 +186,7 @@ class _Engine:
         clock: Callable[[], float],
     ) -> None:
         self._action = action
+        self._rate = settings.tenant_rate or action.tenant_rate
         self._s = settings
         self._tokens = tokens
         self._graph = graph
@@ -326,7 +345,7 @@ class _Engine:
         self._live[id(job)] = job
         lane = self._lanes.get(row.tenant)
         if lane is None:
-            lane = _Lane(row.tenant, self._s.tenant_rate)
+            lane = _Lane(row.tenant, self._rate)
             self._lanes[row.tenant] = lane
             assert self._tg is not None
             lane.task = self._tg.create_task(self._drive(lane), name=f"lane:{row.tenant}")
@@ -340,7 +359,7 @@ class _Engine:
         return self._interrupted or self._stop_error is not None
 
     async def _next_job(self, lane: _Lane) -> _Job | None:
-        idle_ttl = self._s.tenant_rate.period_s
+        idle_ttl = self._rate.period_s
         while True:
             if self._interrupted:
                 return None
@@ -453,6 +472,12 @@ class _Engine:
         self.stats.requests += 1
         job.last = answer
         status = answer.status
+        settled = (
+            None if status is None else self._action.settle(status, answer.code, answer.message)
+        )
+        if settled is not None:
+            self._finish(lane, job, settled.status, settled.error)
+            return
         retry_after = parse_retry_after(answer.retry_after, now_epoch=time.time())
         before = job.tries
         decision, job.tries = assess(
@@ -582,7 +607,7 @@ class _Engine:
 async def run_engine(
     items: Iterable[Item],
     *,
-    action: Action,
+    action: RowAction,
     settings: EngineSettings,
     emit: Callable[[Outcome], None],
     emit_many: Callable[[list[Outcome]], None] | None = None,

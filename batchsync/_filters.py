@@ -2,8 +2,10 @@
 
 Rules:
 
-1. A row's identity is ``row_key`` (tenant, connector, syncType as the report writes them):
-   duplicates and ``--resume`` both use it, so an edited input still resumes right.
+1. A row's identity is ``row_key`` (action, tenant, object id and syncType, as the report
+   writes them; "" for what the action has none of): duplicates and ``--resume`` both use
+   it, so an edited input still resumes right. A report line without ``action`` was written
+   before there were other actions: it is the default action's.
 2. ``--shard`` splits by tenant with a hash that is the same in every process and on every
    machine (blake2b of the canonical tenant, never Python's salted ``hash()``): all rows of a
    tenant land in one shard, so its pacing and token stay in one process. A tenant written
@@ -39,9 +41,9 @@ __all__ = [
 ]
 
 
-def row_key(tenant: str, connector: str, sync_type: str) -> str:
+def row_key(action: str, tenant: str, object_id: str, sync_type: str) -> str:
     """A row's identity: canonical values joined by NUL (which no valid value contains)."""
-    return f"{tenant}\x00{connector}\x00{sync_type}"
+    return f"{action}\x00{tenant}\x00{object_id}\x00{sync_type}"
 
 
 # --------------------------------------------------------------------------- --shard
@@ -161,16 +163,17 @@ def drop_duplicates(items: Iterable[Item]) -> Iterator[Item]:
     seen = _SeenKeys()
     for item in items:
         if isinstance(item, Row):
-            first = seen.first_line(row_key(*item.key), item.line)
+            first = seen.first_line(row_key("", *item.key), item.line)  # one action a run
             if first is not None:
+                same = "same tenant, connector and syncType" if item.sync_type else "same row"
                 item = Rejected(
                     item.line,
                     item.tenant,
-                    item.connector,
-                    item.sync_type.value,
+                    item.object_id,
+                    item.sync_type.value if item.sync_type else None,
                     ErrorKind.DUPLICATE,
                     "duplicate",
-                    f"duplicate of line {first} (same tenant, connector and syncType)",
+                    f"duplicate of line {first} ({same})",
                     item.extra,
                 )
         yield item
@@ -179,14 +182,14 @@ def drop_duplicates(items: Iterable[Item]) -> Iterator[Item]:
 # --------------------------------------------------------------------------- --resume
 
 
-def resume_key(tenant: str, connector: str, sync_type: str) -> int:
+def resume_key(action: str, tenant: str, object_id: str, sync_type: str) -> int:
     """A row's ``row_key`` hashed, to keep a million resume keys small in memory.
 
     Values from a report are trimmed and lower-cased as the input's are. Python's str hash
     is 64 bits: a false match among a million rows has odds near 1e-7, the price of a set
     of ints instead of a set of strings (~4x the memory).
     """
-    return hash(row_key(tenant.strip().lower(), connector.strip().lower(), sync_type))
+    return hash(row_key(action, tenant.strip().lower(), object_id.strip().lower(), sync_type))
 
 
 def _report_lines(path: str) -> Iterator[bytes]:
@@ -194,11 +197,12 @@ def _report_lines(path: str) -> Iterator[bytes]:
         yield from fh
 
 
-def read_resume_keys(path: str) -> tuple[set[int], int]:
+def read_resume_keys(path: str, *, unnamed_action: str) -> tuple[set[int], int]:
     """Keys of rows already ``ok`` in an existing report, and the count of lines read.
 
     Lines that are not JSON objects are ignored (a torn line is cut off by the writer
     before appending). Only ``status == "ok"`` counts: failed rows are tried again.
+    ``unnamed_action`` is the action of lines without an ``action`` field (rule 1).
     """
     done: set[int] = set()
     count = 0
@@ -212,28 +216,44 @@ def read_resume_keys(path: str) -> tuple[set[int], int]:
             continue
         if not isinstance(doc, dict) or doc.get("status") != "ok":
             continue
-        key = line_key(doc)
+        key = line_key(doc, unnamed_action=unnamed_action)
         if key is not None:
             done.add(key)
     return done, count
 
 
-def line_key(doc: Mapping[str, Any]) -> int | None:
-    """The ``resume_key`` of a parsed report line; None when the line names no complete row
-    (an ``invalid`` line with a bad or missing field).
+def line_key(doc: Mapping[str, Any], *, unnamed_action: str) -> int | None:
+    """The ``resume_key`` of a parsed report line; None when the line names no row (an
+    ``invalid`` line, or one with a field missing).
 
     The one place that says which fields of a report line identify its row: ``--resume``
-    and ``batchsync report`` (which settles each row to its last line) both use it.
+    and ``batchsync report`` (which settles each row to its last line) both use it. The
+    object is ``connector`` (the Exchange connector sync) or ``id`` (null for an action on
+    the tenant itself); ``syncType`` only where the action has one.
     """
-    tenant, connector, sync_type = doc.get("tenant"), doc.get("connector"), doc.get("syncType")
-    if isinstance(tenant, str) and isinstance(connector, str) and isinstance(sync_type, str):
-        return resume_key(tenant, connector, sync_type)
+    if doc.get("status") == "invalid":
+        return None  # its values are the input's, as written: no row to key
+    action, tenant = doc.get("action", unnamed_action), doc.get("tenant")
+    if "connector" in doc:
+        object_id = doc["connector"]
+        if not isinstance(object_id, str):
+            return None
+    else:
+        object_id = doc.get("id")  # None: an action on the tenant itself
+    sync_type = doc.get("syncType", "")
+    if (
+        isinstance(action, str)
+        and isinstance(tenant, str)
+        and isinstance(object_id, str | None)
+        and isinstance(sync_type, str)
+    ):
+        return resume_key(action, tenant, object_id or "", sync_type)
     return None
 
 
-def resume_filter(items: Iterable[Item], done: set[int]) -> Iterator[Item]:
+def resume_filter(items: Iterable[Item], done: set[int], *, action: str) -> Iterator[Item]:
     """Items less the rows already ``ok`` in the report being resumed (``done`` keys)."""
     for item in items:
-        if isinstance(item, Row) and resume_key(*item.key) in done:
+        if isinstance(item, Row) and resume_key(action, *item.key) in done:
             continue
         yield item

@@ -3,7 +3,8 @@
 It sends one ``GraphRequest`` with the headers Graph support relies on (a fresh
 ``client-request-id`` per attempt) and turns whatever happens into a ``GraphAnswer``:
 a status with Graph's error ``code`` and ids, or a network/timeout failure. It never
-retries; the pacing policy decides that.
+retries; the pacing policy decides that. The request and answer values load without
+aiohttp (the actions build requests; ``--help`` lists them), the client imports it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import dataclasses
 import logging
 import random
 import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from ._errors import ErrorKind
-from ._net import env_proxy
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["GraphAnswer", "GraphClient", "GraphRequest", "next_page_request"]
 
@@ -54,10 +58,18 @@ class GraphAnswer:
 class GraphClient:
     """Sends Graph requests over a shared ``aiohttp.ClientSession``."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        proxy: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``proxy``: the ``proxy``/``proxy_headers`` arguments for ``base_url`` (see
+        ``_net.env_proxy``), read once by the caller: the environment does not change."""
         self._session = session
         self._base = base_url.rstrip("/")
-        self._proxy = env_proxy(self._base)  # read once: the environment does not change
+        self._proxy = dict(proxy or {})
         # client-request-id only has to be unique, not secret: no urandom syscall per attempt.
         self._ids = random.Random()
 
@@ -68,6 +80,8 @@ class GraphClient:
         self, request: GraphRequest, *, token: str, timeout_s: float, read_body: bool = False
     ) -> GraphAnswer:
         """One attempt, bounded by ``timeout_s``; never raises for HTTP or network trouble."""
+        import aiohttp  # loaded with the session already: a dictionary lookup
+
         crid = str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
         headers = {
             "Authorization": f"Bearer {token}",

@@ -27,10 +27,10 @@ import orjson
 
 from ._errors import ConfigError, ErrorKind, InputError
 from ._rows import (
-    CONNECTOR,
-    FIELD_NAMES,
+    CONNECTOR_COLUMNS,
     SYNC,
     TENANT,
+    Columns,
     InputFormat,
     Item,
     Rejected,
@@ -78,8 +78,11 @@ def read_items(
     default_sync_type: SyncType = SyncType.DELTA,
     keep_extra: bool = False,
     max_line_bytes: int = 64 * 1024,
+    columns: Columns = CONNECTOR_COLUMNS,
 ) -> Iterator[Item]:
     """Stream ``Row`` or ``Rejected`` items from a binary input, one per data row.
+
+    ``columns`` are the action's input columns (the Exchange connector sync's by default).
 
     ``stream`` is read in chunks and never closed. The encoding is UTF-8 (BOM optional), or
     UTF-16/32 when a BOM (or a UTF-16 zero pattern) says so; undecodable bytes reject their
@@ -92,8 +95,9 @@ def read_items(
     header, or the one an Excel ``sep=;`` first line names. A row with fewer fields than the
     header is fine when the required values are there (missing cells are empty); more fields
     are ``ragged_row`` unless the extra ones are empty. Raises ``InputError`` only for a
-    header that lacks a tenant or connector column, names one twice (``tenant`` and
-    ``tenantId``), or is longer than ``max_line_bytes``.
+    header that lacks a required column (the tenant, and the object's unless the action acts
+    on the tenant itself), names one twice (``tenant`` and ``tenantId``), or is longer
+    than ``max_line_bytes``.
     """
     if max_line_bytes < 1:
         raise ValueError("max_line_bytes must be at least 1")
@@ -102,9 +106,9 @@ def read_items(
     try:
         lines = Lines(text, max_line_bytes)
         if fmt is InputFormat.CSV:
-            yield from _read_csv(lines, encoding, default, keep_extra)
+            yield from _read_csv(lines, encoding, default, keep_extra, columns)
         else:
-            yield from _read_jsonl(lines, encoding, default, keep_extra)
+            yield from _read_jsonl(lines, encoding, default, keep_extra, columns)
     finally:
         # Leave the caller's stream open: a TextIOWrapper closes its buffer when collected.
         text.detach()
@@ -133,20 +137,22 @@ class _Header:
 
     width: int
     tenant: int
-    connector: int
+    object: int  # -1: the action takes no object (acts on the tenant)
     sync: int  # -1: no syncType column
     names: tuple[str, ...]  # as written (trimmed), for messages
     extras: tuple[tuple[int, str], ...]  # (position, unique name) of the other columns
 
 
-def _parse_header(fields: list[str]) -> tuple[dict[str, int], list[str], list[tuple[int, str]]]:
+def _parse_header(
+    fields: list[str], columns: Columns
+) -> tuple[dict[str, int], list[str], list[tuple[int, str]]]:
     """Map canonical fields to positions; two columns for one field is an error."""
     found: dict[str, int] = {}
     names = [f.strip() for f in fields]
     extras: list[tuple[int, str]] = []
     used: set[str] = set()
     for i, name in enumerate(names):
-        field = field_of(name)
+        field = columns.field_of(name)
         if field is None:
             unique = name or f"column{i + 1}"
             while unique in used:
@@ -170,27 +176,30 @@ _EXCEL_SEP_RE: Final = re.compile(r"[Ss][Ee][Pp]=([^\"\r\n])")
 _DELIMITERS: Final = (",", ";", "\t", "|")
 
 
-def _sniff_header(first: str) -> tuple[str, list[str]]:
+def _sniff_header(first: str, columns: Columns) -> tuple[str, list[str]]:
     """Pick the delimiter that makes a usable header; else the most frequent one."""
     candidates = _DELIMITERS
     parsed: dict[str, list[str]] = {}
+    required = set(columns.required)
     for delim in candidates:
         fields = next(csv.reader([first], delimiter=delim, skipinitialspace=True), [])
         parsed[delim] = fields
-        kinds = {field_of(f) for f in fields}
-        if TENANT in kinds and CONNECTOR in kinds:
+        if required <= {columns.field_of(f) for f in fields}:
             return delim, fields
     unquoted = re.sub(r'"[^"]*"', "", first)
     best = max(candidates, key=lambda d: (unquoted.count(d), -candidates.index(d)))
     return best, parsed[best]
 
 
-def _missing_columns(names: list[str], missing: list[str], bad_encoding: bool) -> InputError:
-    wanted = "; ".join(f"{f!r} (accepted, any case: {FIELD_NAMES[f]})" for f in missing)
+def _missing_columns(
+    names: list[str], missing: list[str], bad_encoding: bool, columns: Columns
+) -> InputError:
+    wanted = "; ".join(f"{f!r} (accepted, any case: {columns.names(f)})" for f in missing)
     shown = ", ".join(repr(n[:40]) for n in names[:10]) or "nothing"
     message = f"the CSV header has no column for {wanted}; the header has {shown}"
     if any(canonical_tenant(n) or canonical_connector(n) for n in names):
-        message += "; the first row looks like data: add a header row 'tenant,connector,syncType'"
+        header = ",".join([*columns.required, *((SYNC,) if columns.sync_type else ())])
+        message += f"; the first row looks like data: add a header row '{header}'"
     if bad_encoding:
         message += "; the header is not valid text: save the file as 'CSV UTF-8'"
     return InputError(message, code="missing_column")
@@ -204,7 +213,9 @@ def _read_header_line(feed: CsvFeed, max_bytes: int) -> str | None:
     return line
 
 
-def _read_csv(lines: Lines, encoding: str, default: SyncType, keep_extra: bool) -> Iterator[Item]:
+def _read_csv(
+    lines: Lines, encoding: str, default: SyncType, keep_extra: bool, columns: Columns
+) -> Iterator[Item]:
     feed = CsvFeed(lines)
     max_bytes = lines.max_bytes
     first = _read_header_line(feed, max_bytes)
@@ -221,24 +232,25 @@ def _read_csv(lines: Lines, encoding: str, default: SyncType, keep_extra: bool) 
         delimiter = sep.group(1)
         fields = next(csv.reader([first], delimiter=delimiter, skipinitialspace=True), [])
     else:
-        delimiter, fields = _sniff_header(first)
-    found, names, extra_cols = _parse_header(fields)
-    missing = [f for f in (TENANT, CONNECTOR) if f not in found]
+        delimiter, fields = _sniff_header(first, columns)
+    found, names, extra_cols = _parse_header(fields, columns)
+    missing = [f for f in columns.required if f not in found]
     if missing:
-        raise _missing_columns(names, missing, header_bad_encoding)
+        raise _missing_columns(names, missing, header_bad_encoding, columns)
     head = _Header(
         width=len(names),
         tenant=found[TENANT],
-        connector=found[CONNECTOR],
+        object=found.get(columns.object_field or "", -1),
         sync=found.get(SYNC, -1),
         names=tuple(names),
         extras=tuple(extra_cols),
     )
     feed.at_start = True
     enc_message = _encoding_problem(encoding, csv_hint=True)
-    ti, ci, si, width = head.tenant, head.connector, head.sync, head.width
+    ti, ci, si, width = head.tenant, head.object, head.sync, head.width
     need = max(ti, ci, si) + 1
-    accept = RowRules(default).accept
+    accept = RowRules(default, columns).accept
+    object_field = columns.object_field
     line = 0
     for rec in csv_records(feed, delimiter):
         if isinstance(rec, str):
@@ -251,11 +263,11 @@ def _read_csv(lines: Lines, encoding: str, default: SyncType, keep_extra: bool) 
         n = len(rec)
         if n >= need:
             t = rec[ti].strip()
-            c = rec[ci].strip()
+            c = rec[ci].strip() if ci >= 0 else ""
             s = rec[si].strip() if si >= 0 else ""
         else:
             t = rec[ti].strip() if ti < n else ""
-            c = rec[ci].strip() if ci < n else ""
+            c = rec[ci].strip() if 0 <= ci < n else ""
             s = rec[si].strip() if 0 <= si < n else ""
         if not (t or c or s) and not any(f.strip() for f in rec):
             continue  # an empty record (",,,") counts as a blank line
@@ -264,7 +276,9 @@ def _read_csv(lines: Lines, encoding: str, default: SyncType, keep_extra: bool) 
         extra = _csv_extra(rec, head) if keep_extra else None
         row = accept(line, t, c, s, extra)
         if row is None or bad_encoding or (n > width and any(f.strip() for f in rec[width:])):
-            yield _reject_csv(line, rec, head, t, c, s, bad_encoding, enc_message, extra)
+            yield _reject_csv(
+                line, rec, head, (t, c, s), bad_encoding, enc_message, extra, object_field
+            )
         else:
             yield row
 
@@ -278,14 +292,14 @@ def _reject_csv(
     line: int,
     rec: list[str],
     head: _Header,
-    t: str,
-    c: str,
-    s: str,
+    values: tuple[str, str, str],
     bad_encoding: bool,
     enc_message: str,
     extra: Mapping[str, str] | None,
+    object_field: str | None,
 ) -> Rejected:
     """Explain the first problem of a CSV row (and list the others in the message)."""
+    t, c, s = values
     if bad_encoding:
         problems = [("bad_encoding", enc_message)]
     else:
@@ -301,8 +315,9 @@ def _reject_csv(
             )
         problems += row_problems(
             (head.names[head.tenant], t),
-            (head.names[head.connector], c),
-            (head.names[head.sync] if head.sync >= 0 else SYNC, s),
+            (head.names[head.object], c) if object_field is not None else None,
+            (head.names[head.sync] if head.sync >= 0 else SYNC, s) if head.sync >= 0 else None,
+            object_field=object_field or "",
         )
     return Rejected(
         line,
@@ -329,12 +344,17 @@ def _json_type(value: object) -> str:
     return _JSON_TYPES.get(type(value), "a non-string value")
 
 
-def _read_jsonl(lines: Lines, encoding: str, default: SyncType, keep_extra: bool) -> Iterator[Item]:
+def _read_jsonl(
+    lines: Lines, encoding: str, default: SyncType, keep_extra: bool, columns: Columns
+) -> Iterator[Item]:
     max_bytes = lines.max_bytes
     next_line = lines.next_line
     enc_message = _encoding_problem(encoding, csv_hint=False)
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    field_cache, accept = _FIELD_CACHE, RowRules(default).accept
+    field_cache, accept = _field_cache(columns), RowRules(default, columns).accept
+    object_field = columns.object_field
+    # Each field at most once: tenant counts 1, the object 4, syncType 16 (when taken).
+    fast_seen = {1 + (4 if object_field else 0) + sync for sync in (0, 16)}
     line = 0
     while True:
         text, nbytes, bad_encoding = next_line()
@@ -378,49 +398,56 @@ def _read_jsonl(lines: Lines, encoding: str, default: SyncType, keep_extra: bool
         tv: object = None
         cv: object = None
         sv: object = None
-        seen = 0  # tenant counts 1, connector 4, syncType 16: 5 or 21 means each at most once
+        seen = 0
         for key, value in obj.items():
             field = field_cache.get(key)
             if field is None:
-                field = _learn_field(key)
+                field = _learn_field(key, columns)
             if field == TENANT:
                 tv = value
                 seen += 1
-            elif field == CONNECTOR:
-                cv = value
-                seen += 4
             elif field == SYNC:
                 sv = value
                 seen += 16
-        if (seen == 5 or seen == 21) and type(tv) is str and type(cv) is str:
+            elif field:
+                cv = value
+                seen += 4
+        if object_field is None:
+            cv = ""
+        if seen in fast_seen and type(tv) is str and type(cv) is str:
             if sv is None:
                 s = ""
             elif type(sv) is str:
                 s = sv.strip()
             else:
                 s = "\x00"  # not a string: never a sync type, explained below
-            extra = _json_extra(obj) if keep_extra else None
+            extra = _json_extra(obj, columns) if keep_extra else None
             row = accept(line, tv.strip(), cv.strip(), s, extra)
             if row is not None:
                 yield row
                 continue
-        yield _json_row(line, obj, default, keep_extra)
+        yield _json_row(line, obj, default, keep_extra, columns)
 
 
-# JSON key as written -> canonical field, or "" for an extra key.
-_FIELD_CACHE: Final[dict[str, str]] = {}
+# Per input columns: JSON key as written -> canonical field, or "" for an extra key.
+_FIELD_CACHES: Final[dict[Columns, dict[str, str]]] = {}
 
 
-def _learn_field(key: str) -> str:
-    """``_field_of`` for a JSON key, remembered (boundedly): keys repeat on every line."""
-    field = field_of(key) or ""
-    if len(_FIELD_CACHE) < 1024:
-        _FIELD_CACHE[key] = field
+def _field_cache(columns: Columns) -> dict[str, str]:
+    return _FIELD_CACHES.setdefault(columns, {})
+
+
+def _learn_field(key: str, columns: Columns) -> str:
+    """``Columns.field_of`` for a JSON key, remembered (boundedly): keys repeat on every line."""
+    field = columns.field_of(key) or ""
+    cache = _field_cache(columns)
+    if len(cache) < 1024:
+        cache[key] = field
     return field
 
 
-def _json_extra(obj: Mapping[str, object]) -> dict[str, str]:
-    return {key: _json_text(value) for key, value in obj.items() if not field_of(key)}
+def _json_extra(obj: Mapping[str, object], columns: Columns) -> dict[str, str]:
+    return {key: _json_text(value) for key, value in obj.items() if not columns.field_of(key)}
 
 
 def record_to_item(
@@ -429,21 +456,25 @@ def record_to_item(
     default_sync_type: SyncType = SyncType.DELTA,
     *,
     keep_extra: bool = False,
+    columns: Columns = CONNECTOR_COLUMNS,
 ) -> Item:
     """Validate one mapping (a library caller's row) exactly like a JSONL object.
 
     Same keys, aliases and rules; a ``uuid.UUID`` value is taken as its string.
     """
-    return _json_row(line, record, SyncType(default_sync_type), keep_extra)
+    return _json_row(line, record, SyncType(default_sync_type), keep_extra, columns)
 
 
-def _json_row(line: int, obj: Mapping[str, object], default: SyncType, keep_extra: bool) -> Item:
+def _json_row(
+    line: int, obj: Mapping[str, object], default: SyncType, keep_extra: bool, columns: Columns
+) -> Item:
     """Turn one decoded object into a Row, or a Rejected naming the key and the problem."""
     values: dict[str, tuple[str, object]] = {}  # field -> (key as written, value)
-    extra = _json_extra(obj) if keep_extra else None
+    extra = _json_extra(obj, columns) if keep_extra else None
     ambiguous: str | None = None
+    obj_field = columns.object_field
     for key, value in obj.items():
-        field = field_of(key)
+        field = columns.field_of(key)
         if field is None:
             continue
         if field in values:
@@ -452,9 +483,11 @@ def _json_row(line: int, obj: Mapping[str, object], default: SyncType, keep_extr
             )
         else:
             values[field] = (key, value)
-    t, c, s = (_json_str(values.get(f)) for f in (TENANT, CONNECTOR, SYNC))
+    t = _json_str(values.get(TENANT))
+    c = _json_str(values.get(obj_field)) if obj_field else ""
+    s = _json_str(values.get(SYNC)) if columns.sync_type else ""
     if ambiguous is None and t is not None and c is not None and s is not None:
-        row = RowRules(default).accept(line, t, c, s, extra)
+        row = RowRules(default, columns).accept(line, t, c, s, extra)
         if row is not None:
             return row
     if ambiguous is not None:
@@ -463,7 +496,7 @@ def _json_row(line: int, obj: Mapping[str, object], default: SyncType, keep_extr
         problems = []
         typed = (
             (TENANT, t, "bad_tenant"),
-            (CONNECTOR, c, "bad_connector"),
+            (obj_field or "", c, f"bad_{(obj_field or '').lower()}"),
             (SYNC, s, "bad_sync_type"),
         )
         for field, value, code in typed:
@@ -472,14 +505,21 @@ def _json_row(line: int, obj: Mapping[str, object], default: SyncType, keep_extr
                 problems.append((code, f"column {key!r}: expected a string, got {_json_type(bad)}"))
         problems += row_problems(
             (values[TENANT][0] if TENANT in values else TENANT, t),
-            (values[CONNECTOR][0] if CONNECTOR in values else CONNECTOR, c),
-            (values[SYNC][0] if SYNC in values else SYNC, s),
+            (values[obj_field][0] if obj_field in values else obj_field, c) if obj_field else None,
+            (values[SYNC][0] if SYNC in values else SYNC, s) if columns.sync_type else None,
+            object_field=obj_field or "",
         )
+
+    def raw(field: str | None, value: str | None) -> str | None:
+        if value is not None:
+            return raw_value(value)
+        return raw_value(_json_text(values[field][1])) if field in values else None
+
     return Rejected(
         line,
-        raw_value(t if t is not None else _json_text(values[TENANT][1])),
-        raw_value(c if c is not None else _json_text(values[CONNECTOR][1])),
-        raw_value(s if s is not None else _json_text(values[SYNC][1])),
+        raw(TENANT, t),
+        raw(obj_field, c) if obj_field else None,
+        raw(SYNC, s) if columns.sync_type else None,
         ErrorKind.INPUT,
         problems[0][0],
         "; ".join(m for _, m in problems),
@@ -564,7 +604,7 @@ def _tenant_delimiter(first: str) -> str | None:
     if any(d in first for d in _DELIMITERS):
         raise InputError(
             f"the header {first[:80]!r} has no tenant column; name it "
-            f"{FIELD_NAMES[TENANT]} (any case), or give one tenant per line",
+            f"{CONNECTOR_COLUMNS.names(TENANT)} (any case), or give one tenant per line",
             code="missing_column",
         )
     return None

@@ -36,6 +36,7 @@ __all__ = [
     "Connection",
     "Output",
     "Pace",
+    "action_option",
     "connection_options",
     "fail",
     "output_options",
@@ -122,7 +123,9 @@ def setup_logging(verbose: int, quiet: bool) -> None:
 # --------------------------------------------------------------------------- converters
 
 
-def parse_rate(_: click.Context, __: click.Parameter, value: str) -> TenantRate:
+def parse_rate(_: click.Context, __: click.Parameter, value: str | None) -> TenantRate | None:
+    if value is None:
+        return None
     try:
         return TenantRate.parse(value)
     except ValueError as exc:
@@ -187,17 +190,18 @@ class Connection:
     cloud: str = CloudName.GLOBAL.value
     graph_url: str | None = None
     authority_host: str | None = None
-    api_version: str = "v1.0"
+    api_version: str | None = None  # None: what the action needs
     ca_bundle: str | None = None
     verbose: int = 0
     quiet: bool = False
 
-    def endpoints(self) -> Endpoints:
+    def endpoints(self, default_api_version: str = "v1.0") -> Endpoints:
+        """The endpoints, on ``--api-version`` or, when none was given, the action's."""
         return resolve_endpoints(
             self.cloud,
             graph_url=self.graph_url,
             authority_host=self.authority_host,
-            api_version=self.api_version,
+            api_version=self.api_version or default_api_version,
         )
 
 
@@ -232,8 +236,9 @@ def connection_options(*, credentials: bool = True) -> Callable[[F], F]:
             click.option(
                 "--api-version",
                 type=click.Choice(["v1.0", "beta"]),
-                default="v1.0",
-                show_default=True,
+                default=None,
+                show_default="the action's: v1.0, beta for the beta-only actions",
+                help="Graph version of the requests.",
             ),
         ]
     options += [
@@ -301,7 +306,7 @@ def connection_options(*, credentials: bool = True) -> Callable[[F], F]:
             cloud=kw.pop("cloud"),
             graph_url=kw.pop("graph_url"),
             authority_host=kw.pop("authority_host"),
-            api_version=kw.pop("api_version", "v1.0"),
+            api_version=kw.pop("api_version", None),
             ca_bundle=kw.pop("ca_bundle"),
             verbose=kw.pop("verbose"),
             quiet=kw.pop("quiet"),
@@ -338,8 +343,8 @@ def pace_options(f: F) -> F:
         ),
         click.option(
             "--tenant-rate",
-            default="100/20",
-            show_default=True,
+            default=None,
+            show_default="the action's Intune write limit (see `batchsync actions`)",
             callback=parse_rate,
             help="Most requests started per tenant in any window of SECONDS (N/SECONDS).",
         ),
@@ -422,6 +427,19 @@ def output_options(*, long: str, what: str, overwrite_help: str) -> Callable[[F]
         return Output(path=kw.pop("output_path"), overwrite=kw.pop("overwrite"))
 
     return _collapse(options, "output", build)
+
+
+def action_option(f: F) -> F:
+    """``--action NAME`` (``batchsync actions`` lists them), as ``action: str``."""
+    from .actions import DEFAULT_ACTION, action_names
+
+    return click.option(
+        "--action",
+        type=click.Choice(action_names()),
+        default=DEFAULT_ACTION,
+        show_default=True,
+        help="The Graph action (`batchsync actions` lists them).",
+    )(f)
 
 
 def sync_type_option(help_text: str) -> Callable[[F], F]:

@@ -35,6 +35,7 @@ __all__ = [
     "Outcome",
     "ReportError",
     "ReportWriter",
+    "Settled",
     "Status",
     "encode_outcome",
     "rfc3339",
@@ -49,6 +50,15 @@ class Status(enum.StrEnum):
     INVALID = "invalid"
     SKIPPED = "skipped"
     PLANNED = "planned"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settled:
+    """An answer the action settles itself, before any retry policy: the row's status and
+    error (an Autopilot sync already running is neither a failure nor worth a retry)."""
+
+    status: Status
+    error: ReportError | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

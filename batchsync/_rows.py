@@ -22,9 +22,11 @@ from ._errors import ErrorKind, ReportError
 
 __all__ = [
     "CONNECTOR",
-    "FIELD_NAMES",
+    "CONNECTOR_COLUMNS",
+    "OBJECT",
     "SYNC",
     "TENANT",
+    "Columns",
     "InputFormat",
     "Item",
     "Rejected",
@@ -67,36 +69,52 @@ class InputFormat(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One valid input row, canonical: lower-case tenant and connector, canonical syncType."""
+    """One valid input row, canonical: lower-case tenant and object id, canonical syncType.
+
+    ``object_id`` is the GUID the action acts on (the connector of an Exchange connector
+    sync, a device, a VPP token...), None for an action on the tenant itself (Autopilot);
+    ``sync_type`` is None for the actions that take none.
+    """
 
     line: int
     tenant: str
-    connector: str
-    sync_type: SyncType
+    object_id: str | None
+    sync_type: SyncType | None
     extra: Mapping[str, str] | None = None
 
     @property
+    def connector(self) -> str | None:
+        """The object id under the Exchange connector sync's name for it."""
+        return self.object_id
+
+    @property
     def key(self) -> tuple[str, str, str]:
-        """Identity for duplicates and ``--resume``: (tenant, connector, syncType)."""
-        return (self.tenant, self.connector, self.sync_type.value)
+        """Identity for duplicates and ``--resume``: (tenant, object id, syncType), "" for
+        what the action has none of."""
+        return (self.tenant, self.object_id or "", self.sync_type.value if self.sync_type else "")
 
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A data row that cannot be run: ``invalid`` (kind input) or ``skipped`` (duplicate).
 
-    ``tenant``, ``connector`` and ``sync_type`` hold the raw values (trimmed, cut to 200
+    ``tenant``, ``object_id`` and ``sync_type`` hold the raw values (trimmed, cut to 200
     characters) when the row had them, for the report.
     """
 
     line: int
     tenant: str | None
-    connector: str | None
+    object_id: str | None
     sync_type: str | None
     kind: ErrorKind
     code: str
     message: str
     extra: Mapping[str, str] | None = None
+
+    @property
+    def connector(self) -> str | None:
+        """The raw object id under the Exchange connector sync's name for it."""
+        return self.object_id
 
     @property
     def error(self) -> ReportError:
@@ -107,23 +125,29 @@ class Rejected:
 Item: TypeAlias = Row | Rejected
 
 
-def _row_factory() -> Callable[[int, str, str, SyncType, Mapping[str, str] | None], Row]:
+def _row_factory() -> Callable[
+    [int, str, str | None, SyncType | None, Mapping[str, str] | None], Row
+]:
     """``Row(...)`` without the frozen dataclass ``__init__``, which pays an
     ``object.__setattr__`` call per field: a third of the parse time at a million rows.
     Same object as ``Row(...)`` (a test checks it); only for values already validated.
     """
     new = object.__new__
-    set_line, set_tenant, set_connector, set_sync, set_extra = (
-        Row.__dict__[name].__set__ for name in ("line", "tenant", "connector", "sync_type", "extra")
+    set_line, set_tenant, set_object, set_sync, set_extra = (
+        Row.__dict__[name].__set__ for name in ("line", "tenant", "object_id", "sync_type", "extra")
     )
 
     def make(
-        line: int, tenant: str, connector: str, sync: SyncType, extra: Mapping[str, str] | None
+        line: int,
+        tenant: str,
+        object_id: str | None,
+        sync: SyncType | None,
+        extra: Mapping[str, str] | None,
     ) -> Row:
         row = new(Row)
         set_line(row, line)
         set_tenant(row, tenant)
-        set_connector(row, connector)
+        set_object(row, object_id)
         set_sync(row, sync)
         set_extra(row, extra)
         return row
@@ -179,27 +203,66 @@ def raw_value(value: str) -> str | None:
 
 TENANT: Final = "tenant"
 CONNECTOR: Final = "connector"
+OBJECT: Final = "id"
 SYNC: Final = "syncType"
-FIELD_NAMES: Final = {
-    TENANT: "tenant, tenantId, tenant_id",
-    CONNECTOR: "connector, connectorId, connector_id, id",
-    SYNC: "syncType, sync_type",
-}
-# Names as field_of sees them: case, spaces, '_' and '-' do not matter ("Tenant ID" is tenantid).
-_ALIASES: Final[dict[str, str]] = {
-    "tenant": TENANT,
-    "tenantid": TENANT,
-    "connector": CONNECTOR,
-    "connectorid": CONNECTOR,
-    "id": CONNECTOR,
-    "synctype": SYNC,
-}
 _KEY_STRIP: Final = str.maketrans("", "", " _-")
 
 
-def field_of(name: str) -> str | None:
+def _normal(name: str) -> str:
+    """A column or key name as aliases are matched: case, spaces, '_' and '-' do not matter
+    ("Tenant ID" is tenantid)."""
+    return name.strip().lower().translate(_KEY_STRIP)
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The input columns an action takes: always the tenant; the id of the object it acts on
+    under ``object_field`` (None for an action on the tenant itself); a syncType or not.
+
+    ``object_names`` are the accepted names of the object column, as shown in messages and
+    matched in any case. The default is the Exchange connector sync's (its ``id`` included).
+    """
+
+    object_field: str | None = CONNECTOR
+    object_names: tuple[str, ...] = ("connector", "connectorId", "connector_id", "id")
+    sync_type: bool = True
+
+    def field_of(self, name: str) -> str | None:
+        """The canonical field a column or key names, or None for an extra column."""
+        return self._aliases().get(_normal(name))
+
+    def _aliases(self) -> dict[str, str]:
+        aliases = _ALIAS_CACHE.get(self)
+        if aliases is None:
+            aliases = {"tenant": TENANT, "tenantid": TENANT}
+            if self.object_field is not None:
+                aliases.update((_normal(n), self.object_field) for n in self.object_names)
+            if self.sync_type:
+                aliases["synctype"] = SYNC
+            _ALIAS_CACHE[self] = aliases
+        return aliases
+
+    def names(self, field: str) -> str:
+        """The accepted names of a field, for a message."""
+        if field == TENANT:
+            return "tenant, tenantId, tenant_id"
+        if field == SYNC:
+            return "syncType, sync_type"
+        return ", ".join(self.object_names)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The fields every row must have."""
+        return (TENANT,) if self.object_field is None else (TENANT, self.object_field)
+
+
+_ALIAS_CACHE: Final[dict[Columns, dict[str, str]]] = {}
+CONNECTOR_COLUMNS: Final = Columns()
+
+
+def field_of(name: str, columns: Columns = CONNECTOR_COLUMNS) -> str | None:
     """The canonical field a column or key names, or None for an extra column."""
-    return _ALIASES.get(name.strip().lower().translate(_KEY_STRIP))
+    return columns.field_of(name)
 
 
 # --------------------------------------------------------------------------- rules
@@ -209,14 +272,17 @@ class RowRules:
     """Accepts a row's trimmed values, fast, for one reader (it remembers valid tenants).
 
     ``accept`` returns the canonical ``Row`` or None; ``row_problems`` then says why. Both
-    follow the same rules: a tenant GUID or domain, a connector GUID, a syncType that is
-    empty (the default applies) or fullSync/deltaSync in any case.
+    follow the same rules: a tenant GUID or domain; an object GUID when the action acts on
+    one (else its value is not read); when the action takes a syncType, one that is empty
+    (the default applies) or fullSync/deltaSync in any case (else it is not read).
     """
 
-    __slots__ = ("_default", "_tenants")
+    __slots__ = ("_default", "_object", "_sync", "_tenants")
 
-    def __init__(self, default: SyncType) -> None:
+    def __init__(self, default: SyncType, columns: Columns = CONNECTOR_COLUMNS) -> None:
         self._default = default
+        self._object = columns.object_field is not None
+        self._sync = columns.sync_type
         # Tenants repeat (many connectors or rows per tenant): remember the valid ones, boundedly.
         self._tenants: dict[str, str] = {}
 
@@ -232,19 +298,29 @@ class RowRules:
                 return None
             if len(tenants) < _TENANT_CACHE_MAX:
                 tenants[t] = tenant
-        connector = c.lower() if GUID_RE.fullmatch(c) else canonical_connector(c)
-        if connector is None:
-            return None
-        sync = SYNC_TYPES.get(s.lower()) if s else self._default
-        if sync is None:
-            return None
-        return new_row(line, tenant, connector, sync, extra)
+        object_id: str | None = None
+        if self._object:
+            object_id = c.lower() if GUID_RE.fullmatch(c) else canonical_connector(c)
+            if object_id is None:
+                return None
+        sync: SyncType | None = None
+        if self._sync:
+            sync = SYNC_TYPES.get(s.lower()) if s else self._default
+            if sync is None:
+                return None
+        return new_row(line, tenant, object_id, sync, extra)
 
 
 def row_problems(
-    tenant: tuple[str, str | None], connector: tuple[str, str | None], sync: tuple[str, str | None]
+    tenant: tuple[str, str | None],
+    obj: tuple[str, str | None] | None,
+    sync: tuple[str, str | None] | None,
+    *,
+    object_field: str = CONNECTOR,
 ) -> list[tuple[str, str]]:
-    """(code, message) for each bad value, given (column name, trimmed value) pairs.
+    """(code, message) for each bad value, given (column name, trimmed value) pairs; None for
+    a field the action does not take. A bad object id is ``bad_connector`` for the Exchange
+    connector sync, ``bad_id`` for the others.
 
     A value of None was already reported (a JSON value that is not a string) and is skipped.
     """
@@ -259,14 +335,24 @@ def row_problems(
                 f"column {name!r}: {show_value(value)} is not a tenant GUID or domain name",
             )
         )
-    name, value = connector
-    if value == "":
-        problems.append(("missing_value", f"column {name!r}: no value"))
-    elif value is not None and canonical_connector(value) is None:
-        problems.append(("bad_connector", f"column {name!r}: {show_value(value)} is not a GUID"))
-    name, value = sync
-    if value and value.lower() not in SYNC_TYPES:
-        problems.append(
-            ("bad_sync_type", f"column {name!r}: {show_value(value)} is not fullSync or deltaSync")
-        )
+    if obj is not None:
+        name, value = obj
+        if value == "":
+            problems.append(("missing_value", f"column {name!r}: no value"))
+        elif value is not None and canonical_connector(value) is None:
+            problems.append(
+                (
+                    f"bad_{object_field.lower()}",
+                    f"column {name!r}: {show_value(value)} is not a GUID",
+                )
+            )
+    if sync is not None:
+        name, value = sync
+        if value and value.lower() not in SYNC_TYPES:
+            problems.append(
+                (
+                    "bad_sync_type",
+                    f"column {name!r}: {show_value(value)} is not fullSync or deltaSync",
+                )
+            )
     return problems

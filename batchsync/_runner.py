@@ -15,11 +15,10 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, BinaryIO, cast
 
-from ._action import Action, ExchangeConnectorCheck, ExchangeConnectorSync
 from ._auth._settings import AuthSettings
 from ._clouds import Endpoints
 from ._connect import connect
-from ._engine import EngineSettings, run_engine
+from ._engine import EngineSettings, RowAction, run_engine
 from ._errors import ConfigError
 from ._feed import default_stdin, on_daemon_thread, prime
 from ._filters import drop_duplicates, read_resume_keys, resume_filter, shard_filter
@@ -28,6 +27,7 @@ from ._report import Outcome, ReportWriter, Status
 from ._rows import InputFormat, Item, SyncType
 from ._signals import signal_route
 from ._summary import RunStats
+from .actions import DEFAULT_ACTION, Action, get_action
 
 __all__ = ["RunConfig", "build_items", "run_batch", "run_with_progress"]
 
@@ -52,9 +52,15 @@ class RunConfig:
     ca_bundle: str | None = None
     token_concurrency: int | None = None  # None: as many as engine.concurrency
     preflight: bool = True  # check that Graph and Entra are reachable and trusted first
-    # ``run --dry-run --check``: acquire each tenant's token and read each connector (GET),
-    # sync nothing; rows whose read succeeds are ``planned``.
+    # ``run --dry-run --check``: acquire each tenant's token and read each row's object
+    # (GET), sync nothing; rows whose read succeeds are ``planned``.
     check: bool = False
+    action: str = DEFAULT_ACTION  # the Graph action (``batchsync actions`` lists them)
+
+    def selected_action(self) -> Action:
+        """The action, checked against the endpoints (ConfigError, exit 2, if it cannot run:
+        an unknown name, or a beta-only action on v1.0)."""
+        return get_action(self.action, api_version=self.endpoints.api_version)
 
 
 def _open_input(path: str, stdin: IO[bytes]) -> IO[bytes]:
@@ -71,17 +77,19 @@ def build_items(
 ) -> Iterator[Item]:
     """The filtered item stream: parse, shard, drop duplicates, skip rows already done."""
     fmt = detect_format(config.input_path, config.input_format)
+    action = config.selected_action()
     items: Iterable[Item] = read_items(
         cast(BinaryIO, stream),
         fmt=fmt,
         default_sync_type=config.default_sync_type,
         keep_extra=config.keep_extra,
+        columns=action.columns,
     )
     if config.shard is not None:
         items = shard_filter(items, *config.shard)
     items = drop_duplicates(items)
     if resume_done:
-        items = resume_filter(items, resume_done)
+        items = resume_filter(items, resume_done, action=action.name)
     return iter(items)
 
 
@@ -92,12 +100,16 @@ async def run_batch(
     stdout: IO[bytes] | None = None,
     stats: RunStats | None = None,
     handle_signals: bool = False,
-    action: Action | None = None,
+    action: RowAction | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> RunStats:
-    """Run the whole job; raises ``ConfigError``/``InputError`` (exit 2) before any request."""
+    """Run the whole job; raises ``ConfigError``/``InputError`` (exit 2) before any request.
+
+    ``action`` replaces the one ``config.action`` names (and its ``--check`` twin).
+    """
     if action is None:
-        action = ExchangeConnectorCheck() if config.check else ExchangeConnectorSync()
+        selected = config.selected_action()
+        action = selected.check() if config.check else selected
     stats = stats or RunStats()
     stdin = stdin if stdin is not None else default_stdin()
     stdout = stdout if stdout is not None else sys.stdout.buffer
@@ -111,7 +123,7 @@ async def run_batch(
         done: set[int] = set()
         if config.resume:
             with contextlib.suppress(FileNotFoundError):
-                done, _ = read_resume_keys(config.report_path)
+                done, _ = read_resume_keys(config.report_path, unnamed_action=DEFAULT_ACTION)
                 log.info("resuming: %d rows already ok in %s", len(done), config.report_path)
         items = build_items(config, stream, resume_done=done)
         items = await on_daemon_thread(prime, items)

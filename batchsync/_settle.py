@@ -96,9 +96,12 @@ class Settler:
     keeps whatever it needs to find a line again (a file offset per ordinal).
     """
 
-    __slots__ = ("_by_key", "_by_line", "_finals", "_lines", "count")
+    __slots__ = ("_by_key", "_by_line", "_finals", "_lines", "_unnamed_action", "count")
 
-    def __init__(self) -> None:
+    def __init__(self, *, unnamed_action: str) -> None:
+        """``unnamed_action``: the action of lines without an ``action`` field (older
+        reports, all of the default action)."""
+        self._unnamed_action = unnamed_action
         self._by_key = _LastOrdinal()
         self._by_line: dict[int, int] = {}  # line -> ordinal, for rule 2's lines
         self._lines = array("I")
@@ -112,7 +115,7 @@ class Settler:
             raise OverflowError("more than 4,294,967,294 report lines")
         line: int = doc["line"]
         self._lines.append(min(line, _MAX_LINES))
-        key = line_key(doc)
+        key = line_key(doc, unnamed_action=self._unnamed_action)
         error = doc.get("error")
         duplicate = isinstance(error, dict) and error.get("kind") == "duplicate"
         if key is None or duplicate:

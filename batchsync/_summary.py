@@ -247,20 +247,32 @@ def discover_exit_status(stats: DiscoverStats) -> int:
     return 1 if stats.failed or stats.invalid else 0
 
 
-def format_discover_summary(stats: DiscoverStats, *, connected_only: bool = False) -> str:
-    """A few lines for stderr; the first always holds the counts."""
+def format_discover_summary(
+    stats: DiscoverStats,
+    *,
+    connected_only: bool = False,
+    object_label: str = "connector",
+    kept: str = "connected",
+    empty_label: str = "Exchange connector",
+) -> str:
+    """A few lines for stderr; the first always holds the counts.
+
+    ``object_label`` names the listed objects ("connector rows written"), ``kept`` what
+    ``--connected-only`` keeps ("4 not connected left out") and ``empty_label`` what a
+    tenant without any lacks ("1 tenant has no Exchange connector").
+    """
     lines = [
         f"batchsync discover: {stats.tenants} tenant{'' if stats.tenants == 1 else 's'}: "
         f"{stats.listed} listed, "
-        f"{stats.failed} failed; {stats.written} connector rows written"
-        + (f" ({stats.left_out} not connected left out)" if connected_only else "")
+        f"{stats.failed} failed; {stats.written} {object_label} rows written"
+        + (f" ({stats.left_out} not {kept} left out)" if connected_only else "")
     ]
     if stats.invalid:
         noun = "input line is" if stats.invalid == 1 else "input lines are"
         lines.append(f"  {stats.invalid} {noun} not a tenant (see above)")
     if stats.empty:
         noun = "tenant has" if stats.empty == 1 else "tenants have"
-        lines.append(f"  {stats.empty} {noun} no Exchange connector")
+        lines.append(f"  {stats.empty} {noun} no {empty_label}")
     lines.append(
         f"  {stats.requests} requests, {stats.throttled_answers} throttled answers (429/503), "
         f"{stats.elapsed_s:.1f} s"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -23,6 +23,7 @@ from ._options import (
     Connection,
     Output,
     Pace,
+    action_option,
     connection_options,
     fail,
     output_options,
@@ -35,6 +36,9 @@ from ._options import (
 from ._rows import InputFormat, SyncType
 from ._summary import RunStats, exit_status, format_summary, write_summary_json
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .actions import Action
 
 __all__ = ["main"]
 
@@ -61,7 +65,8 @@ def main() -> None:
     type=click.Choice([f.value for f in InputFormat]),
     help="Input format when the extension (or stdin) does not tell.",
 )
-@sync_type_option("syncType for rows that leave it empty.")
+@action_option
+@sync_type_option("syncType for rows that leave it empty (exchange-connector-sync).")
 @click.option("--keep-extra", is_flag=True, help="Copy the input's other columns into `extra`.")
 @output_options(
     long="--report", what="the JSONL report", overwrite_help="Replace an existing --report."
@@ -75,7 +80,7 @@ def main() -> None:
 @click.option(
     "--check",
     is_flag=True,
-    help="With --dry-run: also get each tenant's token and read each connector (GET), "
+    help="With --dry-run: also get each tenant's token and read each row's object (GET), "
     "syncing nothing; rows that pass are `planned`.",
 )
 @click.option(
@@ -106,6 +111,7 @@ def main() -> None:
 def run(
     input_path: str,
     input_format: str | None,
+    action: str,
     sync_type: SyncType,
     keep_extra: bool,
     output: Output,
@@ -119,7 +125,8 @@ def run(
     pace: Pace,
     conn: Connection,
 ) -> None:
-    """Sync the Exchange connector of every row of INPUT (.csv, .jsonl, or - for stdin).
+    """Run the action (by default the Exchange connector sync) on every row of INPUT
+    (.csv, .jsonl, or - for stdin).
 
     \b
     Examples:
@@ -127,6 +134,7 @@ def run(
       batchsync run tenants.csv -o report.jsonl --resume      # finish after Ctrl-C
       batchsync run tenants.csv --dry-run --check              # tokens + connectors, no sync
       batchsync discover customers.txt | batchsync run - --format jsonl
+      batchsync run devices.csv --action device-sync -o devices-report.jsonl
       batchsync report report.jsonl                             # what failed, and why
     """
     setup_logging(conn.verbose, conn.quiet)
@@ -134,6 +142,7 @@ def run(
         raise click.UsageError("--resume and --overwrite exclude each other")
     if check and not dry_run:
         raise click.UsageError("--check works only with --dry-run (it reads, it never syncs)")
+    selected = _action(action, conn)
     from ._runner import RunConfig, run_with_progress
 
     config = RunConfig(
@@ -145,17 +154,29 @@ def run(
         resume=resume,
         overwrite=output.overwrite,
         shard=shard,
-        endpoints=conn.endpoints(),
+        endpoints=conn.endpoints(selected.api_version),
         auth=conn.auth,
         engine=dataclasses.replace(pace.engine, grace_s=grace, dry_run=dry_run),
         ca_bundle=conn.ca_bundle,
         token_concurrency=pace.token_concurrency,
         check=check,
+        action=selected.name,
     )
     stats = RunStats()
     show = progress if progress is not None else (sys.stderr.isatty() and not conn.quiet)
     run_async(run_with_progress(config, stats, show=show))
     _finish(stats, quiet=conn.quiet, summary_json=summary_json)
+
+
+def _action(name: str, conn: Connection) -> Action:
+    """The chosen action, or a usage error (exit 2): a beta-only one on ``--api-version v1.0``."""
+    from ._errors import ConfigError
+    from .actions import get_action
+
+    try:
+        return get_action(name, api_version=conn.api_version)
+    except ConfigError as exc:
+        raise click.UsageError(exc.message) from None
 
 
 def _finish(stats: RunStats, *, quiet: bool, summary_json: str | None) -> NoReturn:
@@ -184,13 +205,24 @@ def _finish(stats: RunStats, *, quiet: bool, summary_json: str | None) -> NoRetu
     help="With --gdap: the partner's own tenant (ID or domain) that lists its customers; "
     "default 'organizations' (the signed-in account's home), required with --auth app.",
 )
-@sync_type_option("syncType written on every row.")
+@action_option
 @click.option(
-    "--connected-only", is_flag=True, help="Keep only connectors whose status is connected."
+    "--filter",
+    "odata_filter",
+    metavar="ODATA",
+    help="An OData $filter for the listing, where Graph takes one (device-sync's devices: "
+    "\"operatingSystem eq 'Windows'\").",
+)
+@sync_type_option("syncType written on every row (exchange-connector-sync).")
+@click.option(
+    "--connected-only",
+    is_flag=True,
+    help="Keep only objects ready to sync: connectors connected, VPP tokens valid, "
+    "managed Google Play bound.",
 )
 @output_options(
     long="--output",
-    what="the connector rows (JSONL)",
+    what="the rows (JSONL)",
     overwrite_help="Replace existing -o / --errors files.",
 )
 @click.option(
@@ -205,6 +237,8 @@ def discover(
     tenants_path: str | None,
     gdap: bool,
     partner_tenant: str | None,
+    action: str,
+    odata_filter: str | None,
     sync_type: SyncType,
     connected_only: bool,
     output: Output,
@@ -212,12 +246,14 @@ def discover(
     pace: Pace,
     conn: Connection,
 ) -> None:
-    """List the Exchange connectors of each tenant as rows for `batchsync run`.
+    """List each tenant's objects of the action (by default its Exchange connectors) as rows
+    for `batchsync run`.
 
     TENANTS is a file (or - for stdin) with one tenant per line, or a CSV or JSONL with a
     tenant column; --gdap lists the signed-in partner's GDAP customers instead. One JSON line
-    per connector goes to stdout (or -o); a tenant that cannot be listed gets a line on
-    stderr (and in --errors). A tenant without a connector is counted, not an error.
+    per object (per tenant, for an action on the tenant itself) goes to stdout (or -o); a
+    tenant that cannot be listed gets a line on stderr (and in --errors). A tenant without
+    any is counted, not an error.
     Exit status: 0 every tenant listed, 1 some tenant failed, 2 configuration error.
 
     \b
@@ -225,6 +261,8 @@ def discover(
       batchsync discover customers.txt -o connectors.jsonl
       batchsync discover --gdap --connected-only | batchsync run - --format jsonl
       batchsync discover customers.csv --errors failed-tenants.jsonl
+      batchsync discover --gdap --action device-sync --filter "operatingSystem eq 'Windows'" \\
+        | batchsync run - --format jsonl --action device-sync
     """
     from ._discover import DiscoverConfig
     from ._discover import discover as discover_connectors
@@ -237,8 +275,12 @@ def discover(
         raise click.UsageError("give TENANTS (a file, or - for stdin) or --gdap")
     if partner_tenant is not None and not gdap:
         raise click.UsageError("--partner-tenant goes with --gdap")
+    selected = _action(action, conn)
+    listing = selected.listing
+    if odata_filter is not None and (listing is None or not listing.filterable):
+        raise click.UsageError(f"--filter: Graph takes no $filter on {selected.name}'s listing")
     config = DiscoverConfig(
-        endpoints=conn.endpoints(),
+        endpoints=conn.endpoints(selected.api_version),
         auth=conn.auth,
         tenants_path=tenants_path,
         gdap=gdap,
@@ -251,12 +293,21 @@ def discover(
         engine=pace.engine,
         token_concurrency=pace.token_concurrency,
         ca_bundle=conn.ca_bundle,
+        action=selected.name,
+        filter=odata_filter,
     )
     stats = DiscoverStats()
     run_async(discover_connectors(config, echo=lambda m: click.echo(m, err=True), stats=stats))
     code = discover_exit_status(stats)
     if not conn.quiet or code:
-        click.echo(format_discover_summary(stats, connected_only=connected_only), err=True)
+        summary = format_discover_summary(
+            stats,
+            connected_only=connected_only,
+            object_label=selected.object_label,
+            kept=listing.ready_word if listing else "ready",
+            empty_label=(listing.missing_label if listing else None) or selected.object_label,
+        )
+        click.echo(summary, err=True)
     sys.exit(code)
 
 
@@ -326,6 +377,52 @@ def report(
     if message:
         fail(message, code)
     sys.exit(code)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="table for people, jsonl (one action a line) for scripts.",
+)
+def actions(fmt: str) -> None:
+    """List the Graph actions `run --action` and `discover --action` take.
+
+    For each: the request, what counts as success, the permission to consent, the default
+    --tenant-rate (Intune's write limit for one app in one tenant), the Graph version it
+    needs and the input columns.
+
+    \b
+    Example:
+      batchsync actions
+      batchsync actions --format jsonl | jq -r 'select(.beta_only) | .name'
+    """
+    import orjson
+
+    from .actions import ACTIONS, DEFAULT_ACTION
+
+    if fmt == "jsonl":
+        for action in ACTIONS.values():
+            click.echo(orjson.dumps(action.describe()).decode())
+        return
+    for name, action in ACTIONS.items():
+        d = action.describe()
+        title = f"{name} (default)" if name == DEFAULT_ACTION else name
+        click.echo(f"{title}\n  {d['summary']}")
+        for label, key in (
+            ("request", "request"),
+            ("success", "success"),
+            ("permission", "permission"),
+            ("--tenant-rate", "tenant_rate"),
+            ("Graph", "api_version"),
+            ("input", "input"),
+        ):
+            extra = " (beta only)" if key == "api_version" and d["beta_only"] else ""
+            click.echo(f"  {label:<14}{d[key]}{extra}")
+        click.echo("")
 
 
 @main.command(context_settings=CONTEXT)

@@ -10,9 +10,9 @@ from _cli_support import FAST, json_lines, scrub_env
 from _support import connector_id, make_rows, sim_config, tenant_id, write_csv
 from click.testing import CliRunner
 
-from batchsync._action import ExchangeConnectorCheck, ExchangeConnectorSync
 from batchsync._rows import Row, SyncType
 from batchsync._runner import run_batch
+from batchsync.actions import ACTIONS, DEFAULT_ACTION
 from batchsync.cli import main
 from batchsync.simulator import Simulator, SimulatorConfig, run_simulator, start_in_thread
 
@@ -40,16 +40,17 @@ def sim() -> Iterator[Simulator]:
 def test_check_action_reads_the_connector() -> None:
     """The check is a GET of the row's connector, successful only on 200; the sync is a POST."""
     row = Row(1, "contoso.com", MISSING, SyncType.FULL)
-    check = ExchangeConnectorCheck().request(row)
+    sync = ACTIONS[DEFAULT_ACTION]
+    check = sync.check().request(row)
     assert (check.method, check.path, check.body) == (
         "GET",
         f"/deviceManagement/exchangeConnectors/{MISSING}",
         None,
     )
-    assert ExchangeConnectorCheck().succeeded(200)
-    assert not ExchangeConnectorCheck().succeeded(204)
-    assert ExchangeConnectorSync().request(row).method == "POST"
-    assert ExchangeConnectorCheck().report_fields(row) == ExchangeConnectorSync().report_fields(row)
+    assert sync.check().succeeded(200)
+    assert not sync.check().succeeded(204)
+    assert sync.request(row).method == "POST"
+    assert sync.check().report_fields(row) == sync.report_fields(row)
 
 
 def test_check_needs_dry_run(tmp_path: Path) -> None:

@@ -254,8 +254,8 @@ async def test_graph_401_refreshes_token_once(tmp_path: Path) -> None:
     rows = make_rows(2, 1)
     async with run_simulator(SimulatorConfig(throttle=ThrottleConfig(write_limit=0))) as sim:
         config = sim_config(sim, write_csv(tmp_path / "in.csv", rows), tmp_path / "r.jsonl")
-        from batchsync._action import ExchangeConnectorSync
         from batchsync._auth import TokenProvider
+        from batchsync.actions import ACTIONS, DEFAULT_ACTION
 
         outcomes: list[Outcome] = []
         provider = TokenProvider(config.auth, config.endpoints, ca_bundle=sim.ca_pem_path)
@@ -265,7 +265,7 @@ async def test_graph_401_refreshes_token_once(tmp_path: Path) -> None:
             with Path(config.input_path).open("rb") as fh:  # noqa: ASYNC230 - a tiny local file
                 await run_engine(
                     build_items(config, fh),
-                    action=ExchangeConnectorSync(),
+                    action=ACTIONS[DEFAULT_ACTION],
                     settings=config.engine,
                     emit=outcomes.append,
                     tokens=tokens,
@@ -414,10 +414,10 @@ async def _run_engine_with(
     engine: EngineSettings | None = None,
 ) -> list[Outcome]:
     """run_engine over real HTTPS to the simulator, with the engine's clock and rng given."""
-    from batchsync._action import ExchangeConnectorSync
     from batchsync._connect import connect
     from batchsync._engine import run_engine
     from batchsync._runner import build_items
+    from batchsync.actions import ACTIONS, DEFAULT_ACTION
 
     config = sim_config(sim, write_csv(tmp_path / "in.csv", rows), tmp_path / "r.jsonl")
     if engine is not None:
@@ -427,7 +427,7 @@ async def _run_engine_with(
         with Path(config.input_path).open("rb") as fh:  # noqa: ASYNC230 - a tiny local file
             await run_engine(
                 build_items(config, fh),
-                action=ExchangeConnectorSync(),
+                action=ACTIONS[DEFAULT_ACTION],
                 settings=config.engine,
                 emit=outcomes.append,
                 tokens=tokens,

@@ -22,6 +22,7 @@ from batchsync._rows import (
     Row,
     SyncType,
 )
+from batchsync.actions import DEFAULT_ACTION
 
 TENANTS = [f"tenant{i}.onmicrosoft.com" for i in range(500)] + [
     f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(500)
@@ -209,6 +210,6 @@ def test_resume_keys_only_ok_rows(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     failed = _outcome_line("failed", kind="http", message="x")
     path.write_bytes(failed + b"not json\n" + b"[1]\n")
-    done, count = read_resume_keys(str(path))
+    done, count = read_resume_keys(str(path), unnamed_action=DEFAULT_ACTION)
     assert done == set()
     assert count == 3

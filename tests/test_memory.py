@@ -17,7 +17,6 @@ from typing import Any
 
 from _support import posix_only, sim_config
 
-from batchsync._action import ExchangeConnectorSync
 from batchsync._auth import TokenProvider
 from batchsync._engine import EngineSettings, run_engine
 from batchsync._feed import READ_BATCH as _READ_BATCH
@@ -26,6 +25,7 @@ from batchsync._net import open_session
 from batchsync._pacing import TenantRate
 from batchsync._report import Outcome
 from batchsync._rows import Row, SyncType
+from batchsync.actions import ACTIONS, DEFAULT_ACTION
 from batchsync.simulator import Simulator, SimulatorConfig, ThrottleConfig, run_simulator
 
 PEAK_BOUND_MB = 150.0  # a 100,000-row dry run (measured ~65 MB, of which ~55 MB is imports)
@@ -106,7 +106,7 @@ async def _engine_run(
             async with asyncio.timeout(BOUND_S):
                 await run_engine(
                     items,
-                    action=ExchangeConnectorSync(),
+                    action=ACTIONS[DEFAULT_ACTION],
                     settings=settings,
                     emit=emit,
                     tokens=tokens,
@@ -200,7 +200,7 @@ async def test_token_state_of_idle_tenants_is_freed(tmp_path: Path) -> None:
                 async with asyncio.timeout(BOUND_S):
                     await run_engine(
                         iter(rows),
-                        action=ExchangeConnectorSync(),
+                        action=ACTIONS[DEFAULT_ACTION],
                         settings=settings,
                         emit=lambda _: held.append(len(tokens._tenants)),
                         tokens=tokens,

@@ -29,6 +29,7 @@ from batchsync._report import (
     encode_outcome,
     rfc3339,
 )
+from batchsync.actions import DEFAULT_ACTION
 
 FIELDS = {
     "tenant": "contoso.onmicrosoft.com",
@@ -132,9 +133,14 @@ def test_resume_appends_and_cuts_torn_tail(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     whole = encode_outcome(_outcome())
     path.write_bytes(whole + b'{"line": 4, "tena')
-    done, count = read_resume_keys(str(path))
+    done, count = read_resume_keys(str(path), unnamed_action=DEFAULT_ACTION)
     assert count == 1
-    assert resume_key("Contoso.onmicrosoft.com", FIELDS["connector"].upper(), "fullSync") in done
+    assert (
+        resume_key(
+            DEFAULT_ACTION, "Contoso.onmicrosoft.com", FIELDS["connector"].upper(), "fullSync"
+        )
+        in done
+    )
     writer = ReportWriter.open_path(str(path), resume=True, overwrite=False)
     writer.write(_outcome(line=5))
     writer.close()

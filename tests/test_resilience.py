@@ -37,7 +37,6 @@ from _support import (
 from aiohttp import web
 from click.testing import CliRunner
 
-from batchsync._action import ExchangeConnectorSync
 from batchsync._auth import AccessToken, AuthMode, AuthSettings, login_device_code
 from batchsync._clouds import Endpoints, resolve_endpoints
 from batchsync._engine import EngineSettings, run_engine
@@ -50,6 +49,7 @@ from batchsync._report import Outcome
 from batchsync._rows import InputFormat
 from batchsync._runner import run_batch
 from batchsync._summary import RunStats, exit_status
+from batchsync.actions import ACTIONS, DEFAULT_ACTION
 from batchsync.cli import main
 from batchsync.simulator import (
     FaultConfig,
@@ -378,7 +378,7 @@ async def test_dns_failure_mid_run_is_kind_network(tmp_path: Path) -> None:
             async with asyncio.timeout(BOUND_S):
                 await run_engine(
                     items,
-                    action=ExchangeConnectorSync(),
+                    action=ACTIONS[DEFAULT_ACTION],
                     settings=settings,
                     emit=outcomes.append,
                     tokens=_FixedTokens(),
@@ -605,7 +605,7 @@ async def test_malformed_answers_end_rows_cleanly(tmp_path: Path) -> None:
                 async with asyncio.timeout(BOUND_S):
                     await run_engine(
                         read_items(fh, fmt=InputFormat.CSV),
-                        action=ExchangeConnectorSync(),
+                        action=ACTIONS[DEFAULT_ACTION],
                         settings=_engine(max_attempts=2, max_throttled=1),
                         emit=outcomes.append,
                         tokens=_FixedTokens(),

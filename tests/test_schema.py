@@ -95,10 +95,15 @@ def test_real_lines_of_every_status_validate(
 def test_schema_names_every_field_written(
     real_lines: list[dict[str, Any]], schema: dict[str, Any]
 ) -> None:
-    """Every key batchsync writes is in the schema, and every contract key is required."""
+    """Every key batchsync writes is in the schema, and every contract key is required (the
+    object's fields by action: connector and syncType, or id)."""
     written = {key for line in real_lines for key in line}
     assert written <= set(schema["properties"])
-    assert set(schema["required"]) == set(schema["properties"]) - {"extra"}
+    by_action = {"connector", "syncType", "id"}
+    assert set(schema["required"]) == set(schema["properties"]) - {"extra"} - by_action
+    per_action = schema["allOf"][0]
+    assert per_action["then"]["required"] == ["connector", "syncType"]
+    assert per_action["else"]["required"] == ["id"]
 
 
 @pytest.mark.parametrize(

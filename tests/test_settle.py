@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from batchsync._filters import line_key
 from batchsync._settle import Settler, _LastOrdinal, report_line_problem
+from batchsync.actions import DEFAULT_ACTION
 
 T = "contoso.onmicrosoft.com"
 C1 = "a2701597-be3f-59c6-9697-3e92078e447e"
@@ -27,7 +28,7 @@ def _line(line: int, status: str, connector: str | None = C1, **more: Any) -> di
 
 
 def _finals(docs: list[dict[str, Any]]) -> list[int]:
-    settler = Settler()
+    settler = Settler(unnamed_action=DEFAULT_ACTION)
     for doc in docs:
         settler.add(doc)
     return list(settler.in_line_order())
@@ -42,7 +43,9 @@ def test_rows_are_keyed_as_resume_keys_them() -> None:
     """Case and spacing of tenant and connector do not make another row (resume's key)."""
     again = _line(1, "ok", connector=" " + C1.upper(), tenant=T.upper())
     assert _finals([_line(1, "failed"), again]) == [1]
-    assert line_key(again) == line_key(_line(1, "failed"))
+    assert line_key(again, unnamed_action=DEFAULT_ACTION) == line_key(
+        _line(1, "failed"), unnamed_action=DEFAULT_ACTION
+    )
 
 
 def test_a_duplicate_line_never_replaces_the_row_it_repeats() -> None:
@@ -107,7 +110,7 @@ def test_settling_matches_a_plain_model(items: list[tuple[int, str | None, str]]
         docs.append(doc)
     model: dict[Any, int] = {}
     for i, doc in enumerate(docs):
-        key = line_key(doc)
+        key = line_key(doc, unnamed_action=DEFAULT_ACTION)
         if key is None or doc.get("error"):
             model[("line", doc["line"])] = i
         else:
