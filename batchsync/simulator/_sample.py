@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ._graph import CONNECTOR_NAMESPACE
+from ._objects import CONNECTOR_NAMESPACE
 
 __all__ = ["sample_partner", "sample_tenants"]
 
