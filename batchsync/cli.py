@@ -485,6 +485,19 @@ def demo(quiet: bool, verbose: int) -> None:
     help="Token endpoint latency (s).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--devices-per-tenant",
+    type=click.IntRange(0),
+    default=None,
+    help="Managed devices in every tenant (default: 0-5, by a hash of the tenant).",
+)
+@click.option(
+    "--autopilot-cooldown",
+    type=click.FloatRange(0),
+    default=600.0,
+    show_default=True,
+    help="Seconds after an accepted Autopilot sync during which another one gets 429.",
+)
 def simulator(
     port: int,
     write_limit: int,
@@ -494,12 +507,18 @@ def simulator(
     latency: float,
     token_latency: float,
     seed: int,
+    devices_per_tenant: int | None,
+    autopilot_cooldown: float,
 ) -> None:
     """Serve the built-in Entra + Graph simulator until Ctrl-C.
 
     Prints on stderr the environment lines that point `run` and `login` at it. Its partner
     has the tenants of samples/tenants.csv as GDAP customers, with connectors in several
     states, so the README's MSP quick start runs against it; any other tenant exists too.
+    It serves every Intune sync action (see `batchsync actions`): each tenant has managed
+    devices, VPP tokens and DEP settings, Autopilot answers 409 while its sync runs and 429
+    within --autopilot-cooldown of the last, and --write-limit is the Exchange connectors'
+    limit (devices get twice it, as in Intune).
 
     \b
     Example (two terminals):
@@ -520,7 +539,9 @@ def simulator(
             write_limit=write_limit,
             window_s=window,
             retry_after=retry_after_form,  # type: ignore[arg-type]  # click.Choice checked it
+            autopilot_cooldown_s=autopilot_cooldown,
         ),
+        default_devices_per_tenant=devices_per_tenant,
         faults=FaultConfig.mixed(fault_rate, seed=seed),
         graph_latency_s=latency,
         token_latency_s=token_latency,

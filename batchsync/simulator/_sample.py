@@ -5,7 +5,10 @@ with as many Exchange connectors as it has rows there, so the README's MSP quick
 (``login``, ``discover --gdap --connected-only``, ``run``, ``report``) can be rehearsed
 verbatim. Since Microsoft ended support for the on-premises connector, not every connector
 is connected: a few are ``disconnected``, one ``connectionPending`` and one ``none``, which
-``discover --connected-only`` leaves out.
+``discover --connected-only`` leaves out. For the other Intune syncs, devices, VPP tokens and
+DEP settings come by hash of the tenant (``_objects``); proseware has no Windows Autopilot
+settings, and the managed Google Play account of adatum is ``notBound``, the others'
+``boundAndValidated``, so ``discover`` and ``run`` of those actions show both outcomes.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ def sample_tenants() -> Counter[str]:
 
 
 def sample_partner() -> dict[str, Any]:
-    """``SimulatorConfig`` fields: GDAP customers, their connector counts and statuses."""
+    """``SimulatorConfig`` fields: GDAP customers, their connector counts and statuses, and
+    the states of their Autopilot and managed Google Play settings."""
     counts = sample_tenants()
     status: dict[str, str] = {}
     for position, (tenant, count) in enumerate(counts.items()):
@@ -63,4 +67,9 @@ def sample_partner() -> dict[str, Any]:
         "gdap_customers": tuple(counts),
         "connectors_per_tenant": dict(counts),
         "connector_status": status,
+        "tenants_without_autopilot": frozenset({"proseware.com"} & set(counts)),
+        "managed_play_bind_status": {
+            tenant: "notBound" if tenant == "adatum.com" else "boundAndValidated"
+            for tenant in counts
+        },
     }
