@@ -53,7 +53,8 @@ class ThrottleConfig:
     twice it, as in Intune). Autopilot's sync is in no category: only its cooldown, 429 for
     ``autopilot_cooldown_s`` after the last accepted sync, with Retry-After (the cooldown left)
     only when ``autopilot_retry_after`` (the docs are silent). ``object_cooldown_s`` is
-    ``connector_cooldown_s`` for managed devices, VPP tokens and DEP settings.
+    ``connector_cooldown_s`` for managed devices, VPP tokens, DEP settings and managed
+    Google Play (none is documented: 0, off, by default).
     """
 
     write_limit: int = 100

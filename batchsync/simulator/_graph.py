@@ -1,4 +1,4 @@
-"""The Microsoft Graph side: routing, tokens, headers, latency; the rules live below it.
+"""The Microsoft Graph side: routes, the token check and headers; rules in _actions, _listing.
 
 Every answer carries ``request-id``, ``client-request-id`` (echoed, or new),
 ``x-ms-ags-diagnostic`` and ``Date``; errors carry Graph's body
