@@ -151,8 +151,8 @@ _HTTP_STEPS: Final = {
     "consent the app's permission there, then run again with --resume",
     "Authorization_RequestDenied": "give the account the Intune Administrator role in this "
     "tenant (GDAP), then run again with --resume",
-    "ResourceNotFound": "the connector is not in this tenant: list it again with "
-    "`batchsync discover` and run the new list",
+    "ResourceNotFound": "the object (connector, device, token...) is not in this tenant: list "
+    "them again with `batchsync discover` (with the run's --action) and run the new list",
     "BadRequest": "Graph refused the request as the message says; fix the row",
 }
 

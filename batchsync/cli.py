@@ -426,24 +426,30 @@ def actions(fmt: str) -> None:
 
 
 @main.command(context_settings=CONTEXT)
+@action_option
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the report.")
 @click.option("-v", "--verbose", count=True, help="Per-request logging on stderr.")
-def demo(quiet: bool, verbose: int) -> None:
+def demo(action: str, quiet: bool, verbose: int) -> None:
     """Run a bundled sample through the built-in Entra + Graph simulator.
 
     Starts the simulator on 127.0.0.1 (HTTPS with a throwaway CA), with throttling and a few
     transient faults on, runs the sample through `run` against it, prints the report on
     stdout and the summary on stderr. Needs no account and no network.
 
+    With --action another Intune sync runs: discover lists the sample tenants' objects
+    (devices, VPP tokens...), then run takes that list.
+
     \b
-    Example:
+    Examples:
       batchsync demo | jq -c '{line, tenant, status, attempts, throttled}'
+      batchsync demo --action device-sync
     """
     from ._demo import run_demo
 
     setup_logging(verbose, quiet)
     stats = RunStats()
-    run_async(run_demo(stats=stats, echo=lambda m: None if quiet else click.echo(m, err=True)))
+    echo = (lambda _: None) if quiet else (lambda m: click.echo(m, err=True))
+    run_async(run_demo(stats=stats, echo=echo, action=action))
     _finish(stats, quiet=quiet, summary_json=None)
 
 
