@@ -16,7 +16,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
@@ -70,6 +69,8 @@ def in_shard(tenant: str, k: int, n: int) -> bool:
     canonical = tenant.strip().lower()
     if canonical[:1] == "{" and canonical[-1:] == "}":  # a braced GUID, as _input accepts it
         canonical = canonical[1:-1]
+    import hashlib  # only where --shard is used
+
     digest = hashlib.blake2b(canonical.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % n == k - 1
 

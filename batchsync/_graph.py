@@ -9,7 +9,6 @@ aiohttp (the actions build requests; ``--help`` lists them), the client imports 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import random
@@ -80,7 +79,9 @@ class GraphClient:
         self, request: GraphRequest, *, token: str, timeout_s: float, read_body: bool = False
     ) -> GraphAnswer:
         """One attempt, bounded by ``timeout_s``; never raises for HTTP or network trouble."""
-        import aiohttp  # loaded with the session already: a dictionary lookup
+        import asyncio  # both loaded with the session already: dictionary lookups
+
+        import aiohttp
 
         crid = str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
         headers = {

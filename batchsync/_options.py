@@ -9,7 +9,6 @@ contract's exit statuses, in one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import logging
@@ -28,7 +27,9 @@ from ._pacing import RetryPolicy, TenantRate
 from ._rows import SyncType
 from ._signals import interrupt_like_ctrl_c
 
-if TYPE_CHECKING:  # the engine (and aiohttp) load only when a command runs
+if TYPE_CHECKING:  # asyncio, the engine (and aiohttp) load only when a command runs
+    import asyncio
+
     from ._engine import EngineSettings
 
 __all__ = [
@@ -84,6 +85,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     A ``BatchsyncError`` (also one raised inside a task group) exits with its
     ``exit_code``; anything else is a bug: one line, and the traceback with ``-v``.
     """
+    import asyncio  # not at import: --help, --version and completion never need it
+
     interrupt_like_ctrl_c()  # until the engine routes signals itself: exit 130
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

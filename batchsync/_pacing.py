@@ -16,7 +16,6 @@ Rules of this module:
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import math
 import re
 from collections import deque
@@ -102,6 +101,8 @@ def parse_retry_after(value: str | None, *, now_epoch: float) -> float | None:
     try:
         seconds = float(text)
     except ValueError:
+        import email.utils  # HTTP dates are rare: not every start pays for the module
+
         try:
             when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):

@@ -203,7 +203,7 @@ def _failed_rows(rows: Sequence[FailedRow], total: int) -> str:
     )
     return (
         '<h3>The rows</h3><table><thead><tr><th class="n">line</th><th>tenant</th>'
-        "<th>connector</th><th>status</th><th>error</th><th>message</th><th>request id</th>"
+        "<th>object</th><th>status</th><th>error</th><th>message</th><th>request id</th>"
         f"</tr></thead><tbody>{body}</tbody></table>{more}"
     )
 

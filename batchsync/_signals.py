@@ -14,7 +14,6 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import threading
@@ -56,6 +55,8 @@ def signal_route(
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield None
         return
+    import asyncio  # the CLI imports this module before it needs a loop
+
     loop = asyncio.get_running_loop()
     on_loop: list[signal.Signals] = []
     previous: dict[signal.Signals, _Handler] = {}

@@ -1,12 +1,12 @@
-"""The installed package version (from the package metadata, like aiolimiter)."""
+"""The package version: one literal, read by the build (hatch's version source) and at run time.
+
+A literal, not ``importlib.metadata.version()``: reading the installed metadata costs ~40 ms
+at every start (``batchsync --version``, ``--help``, each completion TAB), and this file is
+the single source pyproject.toml takes the version from (httpx does the same).
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 __all__ = ["__version__"]
 
-try:
-    __version__ = version("batchsync")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+__version__ = "0.1.0"

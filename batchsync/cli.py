@@ -9,7 +9,6 @@ and the process plumbing live in ``_options``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -34,10 +33,10 @@ from ._options import (
     sync_type_option,
 )
 from ._rows import InputFormat, SyncType
-from ._summary import RunStats, exit_status, format_summary, write_summary_json
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._summary import RunStats
     from .actions import Action
 
 __all__ = ["main"]
@@ -162,6 +161,8 @@ def run(
         check=check,
         action=selected.name,
     )
+    from ._summary import RunStats
+
     stats = RunStats()
     show = progress if progress is not None else (sys.stderr.isatty() and not conn.quiet)
     run_async(run_with_progress(config, stats, show=show))
@@ -180,6 +181,8 @@ def _action(name: str, conn: Connection) -> Action:
 
 
 def _finish(stats: RunStats, *, quiet: bool, summary_json: str | None) -> NoReturn:
+    from ._summary import exit_status, format_summary, write_summary_json
+
     if summary_json:
         write_summary_json(summary_json, stats)
     code = exit_status(stats)
@@ -343,7 +346,7 @@ _REPORT_FORMATS = ("table", "jsonl", "csv", "html", "markdown")
     "failed_only",
     is_flag=True,
     help="Only rows whose final outcome is failed or invalid; with jsonl, as the input of a "
-    "new `batchsync run` (tenant, connector, syncType).",
+    "new `batchsync run` (tenant and the object: connector and syncType, or id).",
 )
 def report(
     reports: tuple[str, ...], output_path: str, output_format: str | None, failed_only: bool
@@ -447,6 +450,8 @@ def demo(action: str, quiet: bool, verbose: int) -> None:
     from ._demo import run_demo
 
     setup_logging(verbose, quiet)
+    from ._summary import RunStats
+
     stats = RunStats()
     echo = (lambda _: None) if quiet else (lambda m: click.echo(m, err=True))
     run_async(run_demo(stats=stats, echo=echo, action=action))
@@ -609,6 +614,8 @@ def login(tenant: str, status: bool, timeout_s: float, conn: Connection) -> None
         click.echo(cache.describe(), err=True)
         sys.exit(0 if cache.accounts else 1)
     try:
+        import asyncio
+
         user = asyncio.run(
             login_device_code(
                 conn.auth,

@@ -12,8 +12,6 @@ import os
 import re
 from typing import Protocol
 
-import platformdirs
-
 from .._errors import ConfigError
 
 __all__ = [
@@ -99,6 +97,8 @@ class BearerToken(Protocol):
 
 def default_token_cache_path() -> str:
     """``{user cache dir}/batchsync/token_cache.json`` (platformdirs)."""
+    import platformdirs  # only where the default cache is used: not at every start
+
     return os.path.join(platformdirs.user_cache_dir("batchsync"), _CACHE_FILE_NAME)
 
 
