@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ipaddress
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Cloud",
     "CloudName",
     "Endpoints",
+    "endpoint_problem",
     "is_microsoft_authority",
     "resolve_endpoints",
 ]
@@ -74,6 +76,53 @@ class Endpoints:
 
     def authority(self, tenant: str) -> str:
         return f"{self.authority_host}/{tenant}"
+
+    def problem(self) -> str | None:
+        """Why these endpoints must not be used (``endpoint_problem``), or None."""
+        for option, url in (
+            ("--graph-url", self.graph_url),
+            ("--authority-host", self.authority_host),
+        ):
+            why = endpoint_problem(url)
+            if why is not None:
+                return f"{option} {url[:100]!r}: {why}"
+        return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a Graph root or authority host, or None.
+
+    Bearer tokens, refresh tokens and client secrets travel to these hosts, so the scheme
+    is ``https://``; plain ``http://`` only to this machine (127.0.0.0/8, ::1, localhost),
+    where nothing crosses a network. No credentials, query or fragment in the URL.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "not a URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "not an https:// URL with a host"
+    if parts.scheme == "http" and not _is_loopback(host):
+        return (
+            "plain http:// would send tokens and secrets in cleartext; use https:// "
+            "(http:// is accepted only for 127.0.0.1, ::1 and localhost)"
+        )
+    if parts.username is not None or parts.password is not None:
+        return "credentials do not belong in the URL"
+    if parts.query or parts.fragment:
+        return "no query or fragment: give the root URL only"
+    return None
 
 
 def is_microsoft_authority(authority_host: str) -> bool:

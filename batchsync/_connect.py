@@ -14,6 +14,7 @@ from typing import Protocol
 from ._auth._provider import TokenProvider
 from ._auth._settings import AuthSettings
 from ._clouds import Endpoints
+from ._errors import ConfigError
 from ._graph import GraphClient
 from ._net import env_proxy, open_session, preflight, user_agent
 
@@ -57,6 +58,9 @@ async def connect(
     MSAL's token calls, and the token provider on it; settings checked (``ConfigError``)
     and, with ``check_reach``, Graph and Entra reached once before anything is sent."""
     auth, endpoints, ca_bundle = settings.auth, settings.endpoints, settings.ca_bundle
+    problem = endpoints.problem()  # the CLI checked; a library caller's Endpoints may not be
+    if problem is not None:
+        raise ConfigError(problem)
     concurrency, timeout_s = settings.engine.concurrency, settings.engine.timeout_s
     token_concurrency = settings.token_concurrency or concurrency
     async with open_session(

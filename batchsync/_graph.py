@@ -83,6 +83,8 @@ class GraphClient:
 
         import aiohttp
 
+        from ._net import MAX_GRAPH_BODY, BodyTooLarge, read_limited
+
         crid = str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
         headers = {
             "Authorization": f"Bearer {token}",
@@ -105,11 +107,11 @@ class GraphClient:
                     echoed = resp.headers.get("client-request-id") or crid
                     retry_after = resp.headers.get("Retry-After")
                     if 200 <= status < 300:
-                        body = await resp.read() if read_body else None
+                        body = await read_limited(resp, MAX_GRAPH_BODY) if read_body else None
                         if not read_body:
                             resp.release()
                         return GraphAnswer(status, echoed, rid, retry_after, body=body)
-                    raw = await resp.content.read(_MAX_ERROR_BODY)
+                    raw = await read_limited(resp, _MAX_ERROR_BODY, truncate=True)
         except TimeoutError:
             return GraphAnswer(
                 None,
@@ -117,6 +119,14 @@ class GraphClient:
                 failure=ErrorKind.TIMEOUT,
                 code="Timeout",
                 message=f"no answer within {timeout_s:g} s (--timeout)",
+            )
+        except BodyTooLarge as exc:
+            return GraphAnswer(
+                None,
+                crid,
+                failure=ErrorKind.NETWORK,
+                code="BodyTooLarge",
+                message=f"Graph's {exc} (a proxy's page? check --graph-url and the proxy)",
             )
         except aiohttp.ClientConnectorCertificateError as exc:
             return GraphAnswer(

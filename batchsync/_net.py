@@ -1,36 +1,55 @@
 """The network edge shared by Graph and MSAL: TLS trust, the aiohttp session, proxies, reach.
 
-``--ca-bundle`` adds trust (a TLS-inspecting proxy, a local test server) to the system
-store; it never replaces it, and verification is never turned off. Proxies follow
-aiohttp's ``trust_env`` rules (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), read once per origin
-instead of once per request.
+Rules:
+
+1. ``--ca-bundle`` adds trust (a TLS-inspecting proxy, a local test server) to the system
+   store; it never replaces it, and verification is never turned off.
+2. Proxies follow aiohttp's ``trust_env`` rules (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, ``.netrc``
+   credentials), read once per origin instead of once per request, with one difference:
+   an ``https://`` proxy is used (TLS to the proxy, verified with the same trust as rule 1),
+   where aiohttp would ignore it with a log line and go direct. A proxy scheme batchsync
+   cannot use is a ``ConfigError``: a configured proxy is never bypassed silently.
+3. Every body read from the network is bounded (``read_limited``), after decompression:
+   aiohttp (>= 3.14.4) decompresses in bounded steps, and the read stops at the limit, so
+   a decompression bomb costs at most the limit in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import netrc
+import os
 import ssl
 import sys
+import urllib.request
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import aiohttp.abc
 import orjson
-from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from ._errors import ConfigError
 from ._version import __version__
 
 __all__ = [
+    "MAX_ENTRA_BODY",
+    "MAX_GRAPH_BODY",
+    "BodyTooLarge",
     "env_proxy",
     "make_ssl_context",
     "open_session",
     "preflight",
+    "read_limited",
     "resolver_for",
     "user_agent",
 ]
+
+MAX_GRAPH_BODY: Final = 32 << 20  # a Graph page of 1000 managed devices is a few MB
+MAX_ENTRA_BODY: Final = 1 << 20  # token answers and discovery documents are a few KB
+_PROXY_SCHEMES: Final = ("http", "https")
 
 
 def make_ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
@@ -82,15 +101,86 @@ def open_session(*, ca_bundle: str | None, limit: int, user_agent: str) -> aioht
 
 def env_proxy(url: str) -> dict[str, Any]:
     """``proxy``/``proxy_headers`` arguments for ``url`` from HTTPS_PROXY, HTTP_PROXY and
-    NO_PROXY (aiohttp's own ``trust_env`` rules, credentials in the proxy URL included)."""
-    try:
-        proxy, auth = get_env_proxy_for_url(URL(url))
-    except LookupError:
+    NO_PROXY (rule 2; credentials from the proxy URL, else from ``.netrc``).
+
+    Raises ``ConfigError`` for a proxy URL batchsync cannot use (not ``http://`` or
+    ``https://``, or without a host), naming the variable's value without its credentials.
+    """
+    target = URL(url)
+    if target.host is not None and urllib.request.proxy_bypass(target.host):
         return {}
+    raw = urllib.request.getproxies().get(target.scheme)
+    if not raw:
+        return {}
+    try:
+        proxy = URL(raw if "://" in raw else f"http://{raw}")
+    except ValueError:
+        proxy = None
+    if proxy is None or proxy.scheme not in _PROXY_SCHEMES or not proxy.host:
+        shown = proxy.with_user(None) if proxy is not None and proxy.host else "a malformed URL"
+        raise ConfigError(
+            f"the proxy for {target.scheme}:// ({target.scheme.upper()}_PROXY) is {shown}; "
+            "batchsync can use http:// and https:// proxies only: fix the variable, or unset "
+            "it (NO_PROXY exempts hosts)"
+        )
+    login: tuple[str, str] | None = None
+    if proxy.raw_user is not None or proxy.raw_password is not None:
+        login = (proxy.user or "", proxy.password or "")
+        proxy = proxy.with_user(None)
+    else:
+        login = _netrc_login(proxy.host)
     kwargs: dict[str, Any] = {"proxy": proxy}
-    if auth is not None:
-        kwargs["proxy_headers"] = {"Proxy-Authorization": auth.encode()}
+    if login is not None:
+        basic = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+        kwargs["proxy_headers"] = {"Proxy-Authorization": f"Basic {basic}"}
     return kwargs
+
+
+def _netrc_login(host: str) -> tuple[str, str] | None:
+    """The proxy's login from ``.netrc`` (``NETRC``, else ``~/.netrc``; ``_netrc`` on
+    Windows), as aiohttp's ``trust_env`` reads it; None when there is none."""
+    path = os.environ.get("NETRC") or os.path.join(
+        os.path.expanduser("~"), "_netrc" if sys.platform == "win32" else ".netrc"
+    )
+    try:
+        entry = netrc.netrc(path).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return None
+    if entry is None:
+        return None
+    user, account, password = entry
+    return (user or account or "", password or "")
+
+
+class BodyTooLarge(Exception):
+    """A body passed its limit (after decompression); the rest was not read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit >> 10} KiB; not read")
+        self.limit = limit
+
+
+async def read_limited(
+    resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False
+) -> bytes:
+    """The body of ``resp``, decompressed, at most ``limit`` bytes (rule 3).
+
+    Past the limit: the first ``limit`` bytes with ``truncate`` (an error text), else
+    ``BodyTooLarge``. A Content-Length above the limit is refused before reading.
+    """
+    if not truncate and resp.content_length is not None and resp.content_length > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await resp.content.read(min(1 << 16, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    if truncate:
+        return b"".join(chunks)[:limit]
+    raise BodyTooLarge(limit)
 
 
 async def preflight(session: aiohttp.ClientSession, urls: Iterable[str], timeout_s: float) -> None:

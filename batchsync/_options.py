@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from ._auth._settings import AuthMode, AuthSettings
-from ._clouds import CloudName, Endpoints, resolve_endpoints
+from ._clouds import CloudName, Endpoints, endpoint_problem, resolve_endpoints
 from ._errors import BatchsyncError
 from ._filters import parse_shard
 from ._pacing import RetryPolicy, TenantRate
@@ -39,6 +39,7 @@ __all__ = [
     "Pace",
     "action_option",
     "connection_options",
+    "endpoint_url",
     "fail",
     "output_options",
     "pace_options",
@@ -154,6 +155,15 @@ def parse_shard_option(
         raise click.BadParameter(str(exc)) from None
 
 
+def endpoint_url(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    """--graph-url / --authority-host: https://, or http:// to this machine only."""
+    if value is not None:
+        why = endpoint_problem(value)
+        if why is not None:
+            raise click.BadParameter(why)
+    return value
+
+
 def positive(_: click.Context, param: click.Parameter, value: float) -> float:
     if value is not None and value <= 0:
         raise click.BadParameter("must be greater than 0")
@@ -260,12 +270,16 @@ def connection_options(*, credentials: bool = True) -> Callable[[F], F]:
         click.option(
             "--graph-url",
             envvar="BATCHSYNC_GRAPH_URL",
-            help="Override the Graph root (env BATCHSYNC_GRAPH_URL).",
+            callback=endpoint_url,
+            help="Override the Graph root (env BATCHSYNC_GRAPH_URL); https:// (http:// only to "
+            "127.0.0.1).",
         ),
         click.option(
             "--authority-host",
             envvar="BATCHSYNC_AUTHORITY_HOST",
-            help="Override the Entra authority host (env BATCHSYNC_AUTHORITY_HOST).",
+            callback=endpoint_url,
+            help="Override the Entra authority host (env BATCHSYNC_AUTHORITY_HOST); https:// "
+            "(http:// only to 127.0.0.1).",
         ),
         click.option(
             "--ca-bundle",

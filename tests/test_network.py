@@ -17,6 +17,8 @@ import re
 import socket
 import ssl
 import threading
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -24,12 +26,19 @@ from urllib.parse import urlsplit
 
 import pytest
 import trustme
+from _auth_support import Reply, endpoints_for, tiny_server
 from _cli_support import PROXY_VARS
 from _support import make_rows, tenant_id, write_csv
 from click.testing import CliRunner, Result
 
-from batchsync._clouds import CLOUDS, CloudName, resolve_endpoints
-from batchsync._net import open_session
+import batchsync
+from batchsync import AuthMode, AuthSettings, Settings
+from batchsync._auth._entra_errors import TokenVerdict
+from batchsync._auth._msal import AnswerTooLarge, LoopSession, ResponseInfo, classify_exception
+from batchsync._clouds import CLOUDS, CloudName, Endpoints, resolve_endpoints
+from batchsync._errors import ConfigError, ErrorKind
+from batchsync._graph import GraphClient, GraphRequest
+from batchsync._net import MAX_ENTRA_BODY, MAX_GRAPH_BODY, open_session
 from batchsync.cli import main
 from batchsync.simulator import Simulator, start_in_thread
 
@@ -152,11 +161,16 @@ def recording_proxy(
     *,
     intercept_ca: trustme.CA | None = None,
     upstream_ca_path: str | None = None,
+    tls_ca: trustme.CA | None = None,
 ) -> Iterator[RecordingProxy]:
     """Run the proxy on 127.0.0.1 in a thread. ``inspect``: terminate the client's TLS
     with a certificate from ``intercept_ca`` (like a corporate TLS-inspecting proxy),
-    record each request line, and go on to the target trusting ``upstream_ca_path``."""
-    server_ctx = upstream_ctx = None
+    record each request line, and go on to the target trusting ``upstream_ca_path``.
+    ``tls_ca``: an ``https://`` proxy, TLS to the proxy itself with a certificate from it."""
+    server_ctx = upstream_ctx = listen_ctx = None
+    if tls_ca is not None:
+        listen_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_ca.issue_cert("127.0.0.1", "localhost").configure_cert(listen_ctx)
     if mode == "inspect":
         assert intercept_ca is not None
         assert upstream_ca_path is not None
@@ -172,8 +186,9 @@ def recording_proxy(
         loop = asyncio.get_running_loop()
         record = RecordingProxy(url="")
         proxy = _Proxy(record, mode, server_ctx, upstream_ctx)
-        server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
-        record.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0, ssl=listen_ctx)
+        scheme = "https" if listen_ctx is not None else "http"
+        record.url = f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         started.set_result((record, loop))
         await asyncio.to_thread(stop.wait)
         server.close()
@@ -399,6 +414,62 @@ def test_no_proxy_bypasses_the_proxy(sim: Simulator, tmp_path: Path, no_proxy_va
         assert _token_requests(sim) > before  # tokens were fetched, directly
 
 
+def test_https_proxy_is_used_with_verified_tls(
+    sim: Simulator, proxy_ca: tuple[trustme.CA, str], tmp_path: Path
+) -> None:
+    """An https:// HTTPS_PROXY carries `login`, token and Graph traffic over TLS to the proxy,
+    verified with --ca-bundle (aiohttp alone would ignore it and go direct); a proxy whose
+    certificate is not trusted stops `run` with exit 2 before any row: never bypassed."""
+    ca, ca_path = proxy_ca
+    inp = write_csv(tmp_path / "in.csv", make_rows(2, 2))
+    bundle = tmp_path / "proxy-and-sim.pem"
+    bundle.write_text(Path(ca_path).read_text() + Path(sim.ca_pem_path).read_text())
+    syncs = _syncs(sim)
+    with recording_proxy(tls_ca=ca) as proxy:
+        assert proxy.url.startswith("https://")
+        env = _sim_env(sim, ca_bundle=str(bundle), HTTPS_PROXY=proxy.url, NO_PROXY="")
+        login = _invoke(["login", "--timeout", "1"], env)
+        assert proxy.connects, login.stderr  # the device-code request went through the proxy
+        refresh = dict(env, BATCHSYNC_REFRESH_TOKEN=sim.refresh_token)
+        run = _invoke(["run", str(inp), *FAST], refresh)
+        assert run.exit_code == 0, run.stderr
+        assert set(proxy.connects) == {urlsplit(sim.url).netloc}
+        assert _syncs(sim) == syncs + 4
+        proxy.connects.clear()
+        untrusted = _invoke(
+            ["run", str(inp), *FAST], dict(refresh, BATCHSYNC_CA_BUNDLE=sim.ca_pem_path)
+        )
+    assert untrusted.exit_code == 2, untrusted.output
+    assert "--ca-bundle" in untrusted.stderr
+    assert untrusted.stdout == ""
+    assert _syncs(sim) == syncs + 4  # nothing went around the proxy
+    assert "Traceback" not in run.stderr + untrusted.stderr
+
+
+@pytest.mark.parametrize("proxy_url", ["socks5://user:pw@127.0.0.1:1080", "ftp://127.0.0.1:21"])
+def test_unusable_proxy_scheme_stops_before_sending(
+    sim: Simulator, tmp_path: Path, proxy_url: str
+) -> None:
+    """A proxy batchsync cannot use (not http:// or https://) is exit 2 naming it, without its
+    credentials, for `run` and `login`: never a silent direct connection."""
+    inp = write_csv(tmp_path / "in.csv", make_rows(1, 1))
+    env = _sim_env(
+        sim,
+        ca_bundle=sim.ca_pem_path,
+        HTTPS_PROXY=proxy_url,
+        BATCHSYNC_REFRESH_TOKEN=sim.refresh_token,
+    )
+    tokens, syncs = _token_requests(sim), _syncs(sim)
+    for args in (["run", str(inp), *FAST], ["login", "--timeout", "5"]):
+        result = _invoke(args, env)
+        assert result.exit_code == 2, result.output
+        assert "HTTPS_PROXY" in result.stderr
+        assert "http:// and https:// proxies" in result.stderr
+        assert "pw" not in result.stderr
+        assert "Traceback" not in result.stderr
+    assert (_token_requests(sim), _syncs(sim)) == (tokens, syncs)
+
+
 def test_untrusted_proxy_fails_clearly_before_any_row(
     sim: Simulator, proxy_ca: tuple[trustme.CA, str], tmp_path: Path
 ) -> None:
@@ -448,3 +519,109 @@ def test_ca_bundle_adds_to_the_system_store(
                 return resp.status
 
     assert asyncio.run(probe()) == 404  # the system store alone verifies it
+
+
+# --- bodies read from the network are bounded ------------------------------------------------
+
+
+def _gzip_bomb(mib: int) -> bytes:
+    """``mib`` MiB of zeros, gzipped (about 1 KiB per MiB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1 << 20)
+    return b"".join(packer.compress(block) for _ in range(mib)) + packer.flush()
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    return _gzip_bomb(256)
+
+
+async def test_graph_body_is_bounded_after_decompression(bomb: bytes, tmp_path: Path) -> None:
+    """A Graph page that decompresses to 256 MiB is refused at 32 MiB (BodyTooLarge), in
+    bounded memory; one whose Content-Length is over the limit is refused unread."""
+
+    def reply(method: str, path: str, form: dict[str, str]) -> Reply:
+        if path == "/big":
+            return 200, {}, b"[" + b" " * (MAX_GRAPH_BODY + 1) + b"]"
+        return 200, {"Content-Encoding": "gzip"}, bomb
+
+    with tiny_server(reply, tmp_path) as server:
+        async with open_session(ca_bundle=server.ca_path, limit=2, user_agent="t") as http:
+            client = GraphClient(http, server.url)
+            tracemalloc.start()
+            try:
+                answer = await client.send(
+                    GraphRequest("GET", "/bomb"), token="t", timeout_s=30, read_body=True
+                )
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            big = await client.send(
+                GraphRequest("GET", "/big"), token="t", timeout_s=30, read_body=True
+            )
+    assert (answer.failure, answer.code, answer.body) == (ErrorKind.NETWORK, "BodyTooLarge", None)
+    assert "larger than 32768 KiB" in answer.message
+    assert peak < 3 * MAX_GRAPH_BODY  # never the 256 MiB
+    assert big.code == "BodyTooLarge"
+
+
+async def test_entra_body_is_bounded_after_decompression(bomb: bytes, tmp_path: Path) -> None:
+    """MSAL's HTTP (LoopSession) reads at most 1 MiB of an answer, after decompression: a
+    bomb is an AnswerTooLarge that fails the tenant with one clear line, in bounded memory."""
+
+    def reply(method: str, path: str, form: dict[str, str]) -> Reply:
+        return 200, {"Content-Encoding": "gzip"}, bomb
+
+    with tiny_server(reply, tmp_path) as server:
+        async with open_session(ca_bundle=server.ca_path, limit=2, user_agent="t") as http:
+            session = LoopSession(http, asyncio.get_running_loop(), timeout_s=30.0)
+            tracemalloc.start()
+            try:
+                with pytest.raises(AnswerTooLarge) as caught:
+                    await asyncio.to_thread(session.get, server.url + "/t/v2.0/.well-known/x")
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+    assert peak < 16 * MAX_ENTRA_BODY
+    failure = classify_exception(caught.value, ResponseInfo(), endpoints_for(server.url))
+    assert failure.verdict is TokenVerdict.TENANT
+    assert "larger than 1024 KiB" in failure.text
+
+
+# --- endpoints over plain http -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--graph-url", "--authority-host"])
+@pytest.mark.parametrize("as_env", [False, True])
+def test_plain_http_endpoint_is_refused_except_loopback(
+    option: str, as_env: bool, tmp_path: Path
+) -> None:
+    """--graph-url / --authority-host (flag or env) over http:// to another host is exit 2
+    before anything is sent (tokens would travel in cleartext); http:// to loopback is fine."""
+    inp = write_csv(tmp_path / "in.csv", make_rows(1, 1))
+    env_name = "BATCHSYNC_GRAPH_URL" if option == "--graph-url" else "BATCHSYNC_AUTHORITY_HOST"
+    for url, code in (
+        ("http://graph.example", 2),
+        ("http://127.0.0.1:9", 0),
+        ("http://[::1]:9", 0),
+    ):
+        args = ["run", str(inp), "--dry-run"]
+        env = {env_name: url} if as_env else {}
+        result = _invoke(args if as_env else [*args, option, url], env)
+        assert result.exit_code == code, result.output
+        if code:
+            assert "cleartext" in result.stderr
+            assert option in result.stderr or env_name in result.stderr
+            assert result.stdout == ""
+
+
+async def test_library_run_refuses_plain_http_endpoints() -> None:
+    """The Python API refuses http:// Endpoints to another host with ConfigError, before any
+    connection (the CLI's check is not the only one)."""
+    settings = Settings(
+        auth=AuthSettings(mode=AuthMode.APP, client_id=tenant_id(1), client_secret="x" * 12),
+        endpoints=Endpoints("http://graph.example", "https://login.example"),
+    )
+    with pytest.raises(ConfigError, match="cleartext"):
+        async with batchsync.run([], settings):
+            pass

@@ -13,7 +13,7 @@ import msal
 from .._clouds import Endpoints
 from .._errors import AuthError, ConfigError
 from .._feed import on_daemon_thread
-from .._net import open_session, user_agent
+from .._net import env_proxy, open_session, user_agent
 from ._entra_errors import classify, entra_error_from_response
 from ._msal import (
     DiscoveryCache,
@@ -76,6 +76,10 @@ async def login_device_code(
         raise ConfigError(
             "no client id: pass --client-id or set BATCHSYNC_CLIENT_ID (or AZURE_CLIENT_ID)"
         )
+    problem = endpoints.problem()
+    if problem is not None:
+        raise ConfigError(problem)
+    env_proxy(endpoints.authority_host)  # an unusable proxy is a ConfigError, before anything
     store = open_token_cache(_cache_path(settings))
     cache = store.load()
     async with open_session(ca_bundle=ca_bundle, limit=2, user_agent=user_agent()) as http:

@@ -26,7 +26,7 @@ from msal.exceptions import MsalServiceError
 from requests.structures import CaseInsensitiveDict
 
 from .._clouds import Endpoints, is_microsoft_authority
-from .._net import env_proxy
+from .._net import MAX_ENTRA_BODY, BodyTooLarge, env_proxy, read_limited
 from .._pacing import parse_retry_after
 from ._entra_errors import (
     EntraError,
@@ -39,6 +39,7 @@ from ._entra_errors import (
 from ._settings import LOGIN_HINT, AuthMode
 
 __all__ = [
+    "AnswerTooLarge",
     "Attempt",
     "DiscoveryCache",
     "Failure",
@@ -63,6 +64,10 @@ class ResponseInfo:
 
 def _retry_after_s(response: requests.Response) -> float | None:
     return parse_retry_after(response.headers.get("Retry-After"), now_epoch=time.time())
+
+
+class AnswerTooLarge(requests.exceptions.RequestException):
+    """Entra's answer passed ``MAX_ENTRA_BODY`` (after decompression); it was not read."""
 
 
 class LoopSession:
@@ -166,7 +171,9 @@ class LoopSession:
                     allow_redirects=False,
                     **proxy,
                 ) as resp:
-                    body = await resp.read()
+                    body = await read_limited(resp, MAX_ENTRA_BODY)
+        except BodyTooLarge as exc:
+            raise AnswerTooLarge(f"{urlsplit(url).netloc}: {exc}") from None
         except TimeoutError:
             raise requests.exceptions.Timeout(f"no answer from {url} within {limit:g} s") from None
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
@@ -423,6 +430,14 @@ def classify_exception(exc: BaseException, info: ResponseInfo, endpoints: Endpoi
                 ),
             )
         return Failure(TokenVerdict.RETRY, text=f"TLS error talking to {host}; try again later")
+    if isinstance(exc, AnswerTooLarge):
+        return Failure(
+            TokenVerdict.TENANT,
+            text=(
+                f"{host} sent an answer larger than {MAX_ENTRA_BODY >> 10} KiB, not read (a "
+                "proxy's page?); check --authority-host and HTTPS_PROXY"
+            ),
+        )
     if isinstance(exc, requests.exceptions.Timeout):
         return Failure(TokenVerdict.RETRY, text=f"{host} did not answer in time; try again later")
     if isinstance(exc, requests.exceptions.ConnectionError):
