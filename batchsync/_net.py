@@ -128,7 +128,7 @@ def env_proxy(url: str) -> dict[str, Any]:
         login = (proxy.user or "", proxy.password or "")
         proxy = proxy.with_user(None)
     else:
-        login = _netrc_login(proxy.host)
+        login = _netrc_login(proxy.host or "")
     kwargs: dict[str, Any] = {"proxy": proxy}
     if login is not None:
         basic = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
