@@ -47,6 +47,19 @@ _FAILED_ROWS_SHOWN: Final = 500  # rows the HTML page lists one by one
 _PROBLEMS: Final = frozenset({"failed", "invalid"})
 
 
+# orjson reads 1024 levels of nesting but writes 254; a line that deep (at least 2 bytes a
+# level) could be read and then not rendered, so such lines are checked before they count.
+_DEEP_ENOUGH: Final = 500
+
+
+def _depth_problem(doc: dict[str, Any]) -> str | None:
+    try:
+        orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        return "nested too deeply"
+    return None
+
+
 class ReportFormat(enum.StrEnum):
     TABLE = "table"
     JSONL = "jsonl"
@@ -134,16 +147,21 @@ def _scan(
             else:
                 warnings.bad(name, lineno, "truncated (the run stopped while writing it)")
             continue
-        problem = report_line_problem(doc)
+        try:  # the per-line guard: a crafted line is left out, never the end of the command
+            problem = report_line_problem(doc)
+            if problem is None and len(raw) > _DEEP_ENOUGH:
+                problem = _depth_problem(doc)
+        except Exception as exc:
+            problem = f"unreadable: {type(exc).__name__}"
         if problem is not None:
             other += 1
             warnings.bad(name, lineno, f"not a report line ({problem})")
             continue
-        settler.add(doc)
-        offsets.append(start)
-        lengths.append(len(raw))
+        settler.add(doc)  # safe now: the fields it reads have the types run writes
         if columns is not None:
             columns.note(doc)
+        offsets.append(start)
+        lengths.append(len(raw))
         found += 1
     if other and not found:
         raise InputError(

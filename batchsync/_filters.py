@@ -193,9 +193,21 @@ def resume_key(action: str, tenant: str, object_id: str, sync_type: str) -> int:
     return hash(row_key(action, tenant.strip().lower(), object_id.strip().lower(), sync_type))
 
 
+_MAX_REPORT_LINE: Final = 1 << 20  # as ``batchsync report``: a longer line is not a report line
+
+
 def _report_lines(path: str) -> Iterator[bytes]:
+    """The report's lines; a longer one than ``_MAX_REPORT_LINE`` is skipped in pieces (never
+    held in memory whole) and comes back as an empty line."""
     with open(path, "rb") as fh:
-        yield from fh
+        while raw := fh.readline(_MAX_REPORT_LINE):
+            if len(raw) == _MAX_REPORT_LINE and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):
+                    raw = fh.readline(_MAX_REPORT_LINE)
+                if not raw:
+                    return  # torn at the end: as a torn last line
+                raw = b"\n"
+            yield raw
 
 
 def read_resume_keys(path: str, *, unnamed_action: str) -> tuple[set[int], int]:
@@ -211,13 +223,15 @@ def read_resume_keys(path: str, *, unnamed_action: str) -> tuple[set[int], int]:
         if not raw.endswith(b"\n"):
             break  # torn last line from a crash
         count += 1
-        try:
+        try:  # a line anyone could have written there: anything odd just does not count
             doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(doc, dict) or doc.get("status") != "ok":
-            continue
-        key = line_key(doc, unnamed_action=unnamed_action)
+            key = (
+                line_key(doc, unnamed_action=unnamed_action)
+                if isinstance(doc, dict) and doc.get("status") == "ok"
+                else None
+            )
+        except Exception:
+            key = None
         if key is not None:
             done.add(key)
     return done, count

@@ -8,7 +8,9 @@ lives in ``_rows``. Rules that every reader here follows:
    not made of empty fields only (the ``,,,`` rows Excel leaves behind).
 2. A bad row never stops the run: it becomes ``Rejected`` with a stable ``code`` and a message
    that names the column. Only a problem of the whole input (a CSV header without a tenant or
-   connector column) raises ``InputError``, before the first item.
+   connector column) raises ``InputError``, before the first item. Each row is read under a
+   guard: anything unexpected while reading one row (a ``RecursionError`` from a crafted
+   nesting, a bug) makes that row ``unreadable_row``, and the next row is read as usual.
 3. Values are validated by ``_rows`` (the security boundary: they end up in URLs).
 4. Memory is bounded: the input is read in chunks, a physical line (or CSV record) longer than
    ``max_line_bytes`` is skipped chunk by chunk and rejected, never buffered whole.
@@ -128,6 +130,31 @@ def _too_long(line: int, max_bytes: int, extra_hint: str = "") -> Rejected:
         ErrorKind.INPUT,
         "line_too_long",
         f"the row is longer than {max_bytes} bytes{extra_hint}",
+    )
+
+
+class _RowProblem(Exception):
+    """A row that cannot be kept, found deep inside a helper (its code and message)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _unreadable(line: int, exc: Exception) -> Rejected:
+    """The per-row guard's verdict (rule 2): the row's ``invalid`` line, never the run's end."""
+    if isinstance(exc, _RowProblem):
+        return Rejected(line, None, None, None, ErrorKind.INPUT, exc.code, exc.message)
+    detail = str(exc).splitlines()[0][:120] if str(exc) else ""
+    return Rejected(
+        line,
+        None,
+        None,
+        None,
+        ErrorKind.INPUT,
+        "unreadable_row",
+        f"the row could not be read ({type(exc).__name__}{': ' + detail if detail else ''})",
     )
 
 
@@ -257,30 +284,34 @@ def _read_csv(
             line += 1
             yield _too_long(line, max_bytes, rec)
             continue
-        # Undecodable bytes only matter in the fields we use: an Excel "CSV (comma
-        # delimited)" export in cp1252 may have a "Müller GmbH" in another column.
-        bad_line = feed.bad_encoding
-        n = len(rec)
-        if n >= need:
-            t = rec[ti].strip()
-            c = rec[ci].strip() if ci >= 0 else ""
-            s = rec[si].strip() if si >= 0 else ""
-        else:
-            t = rec[ti].strip() if ti < n else ""
-            c = rec[ci].strip() if 0 <= ci < n else ""
-            s = rec[si].strip() if 0 <= si < n else ""
-        if not (t or c or s) and not any(f.strip() for f in rec):
-            continue  # an empty record (",,,") counts as a blank line
-        line += 1
-        bad_encoding = bad_line and ("\ufffd" in t or "\ufffd" in c or "\ufffd" in s)
-        extra = _csv_extra(rec, head) if keep_extra else None
-        row = accept(line, t, c, s, extra)
-        if row is None or bad_encoding or (n > width and any(f.strip() for f in rec[width:])):
-            yield _reject_csv(
-                line, rec, head, (t, c, s), bad_encoding, enc_message, extra, object_field
-            )
-        else:
-            yield row
+        try:
+            # Undecodable bytes only matter in the fields we use: an Excel "CSV (comma
+            # delimited)" export in cp1252 may have a "Müller GmbH" in another column.
+            bad_line = feed.bad_encoding
+            n = len(rec)
+            if n >= need:
+                t = rec[ti].strip()
+                c = rec[ci].strip() if ci >= 0 else ""
+                s = rec[si].strip() if si >= 0 else ""
+            else:
+                t = rec[ti].strip() if ti < n else ""
+                c = rec[ci].strip() if 0 <= ci < n else ""
+                s = rec[si].strip() if 0 <= si < n else ""
+            if not (t or c or s) and not any(f.strip() for f in rec):
+                continue  # an empty record (",,,") counts as a blank line
+            line += 1
+            bad_encoding = bad_line and ("\ufffd" in t or "\ufffd" in c or "\ufffd" in s)
+            extra = _csv_extra(rec, head) if keep_extra else None
+            row = accept(line, t, c, s, extra)
+            if row is None or bad_encoding or (n > width and any(f.strip() for f in rec[width:])):
+                item: Item = _reject_csv(
+                    line, rec, head, (t, c, s), bad_encoding, enc_message, extra, object_field
+                )
+            else:
+                item = row
+        except Exception as exc:  # the per-row guard (rule 2)
+            item = _unreadable(line, exc)
+        yield item
 
 
 def _csv_extra(rec: list[str], head: _Header) -> dict[str, str]:
@@ -364,69 +395,72 @@ def _read_jsonl(
         if not stripped or stripped[0] == "#":
             continue
         line += 1
-        if nbytes > max_bytes:
-            yield _too_long(line, max_bytes)
-            continue
-        if bad_encoding:
-            yield Rejected(line, None, None, None, ErrorKind.INPUT, "bad_encoding", enc_message)
-            continue
         try:
-            obj = loads(stripped)
-        except decode_error as exc:
-            yield Rejected(
-                line,
-                None,
-                None,
-                None,
-                ErrorKind.INPUT,
-                "bad_json",
-                f"not valid JSON: {str(exc)[:120]}",
-            )
-            continue
-        if type(obj) is not dict:
-            yield Rejected(
-                line,
-                None,
-                None,
-                None,
-                ErrorKind.INPUT,
-                "not_an_object",
-                f"expected a JSON object, got {_json_type(obj) if obj is not None else 'null'}",
-            )
-            continue
-        # Fast path: string values under one key each; anything else is explained slowly.
-        tv: object = None
-        cv: object = None
-        sv: object = None
-        seen = 0
-        for key, value in obj.items():
-            field = field_cache.get(key)
-            if field is None:
-                field = _learn_field(key, columns)
-            if field == TENANT:
-                tv = value
-                seen += 1
-            elif field == SYNC:
-                sv = value
-                seen += 16
-            elif field:
-                cv = value
-                seen += 4
-        if object_field is None:
-            cv = ""
-        if seen in fast_seen and type(tv) is str and type(cv) is str:
-            if sv is None:
-                s = ""
-            elif type(sv) is str:
-                s = sv.strip()
-            else:
-                s = "\x00"  # not a string: never a sync type, explained below
-            extra = _json_extra(obj, columns) if keep_extra else None
-            row = accept(line, tv.strip(), cv.strip(), s, extra)
-            if row is not None:
-                yield row
+            if nbytes > max_bytes:
+                yield _too_long(line, max_bytes)
                 continue
-        yield _json_row(line, obj, default, keep_extra, columns)
+            if bad_encoding:
+                yield Rejected(line, None, None, None, ErrorKind.INPUT, "bad_encoding", enc_message)
+                continue
+            try:
+                obj = loads(stripped)
+            except decode_error as exc:
+                yield Rejected(
+                    line,
+                    None,
+                    None,
+                    None,
+                    ErrorKind.INPUT,
+                    "bad_json",
+                    f"not valid JSON: {str(exc)[:120]}",
+                )
+                continue
+            if type(obj) is not dict:
+                yield Rejected(
+                    line,
+                    None,
+                    None,
+                    None,
+                    ErrorKind.INPUT,
+                    "not_an_object",
+                    f"expected a JSON object, got {_json_type(obj) if obj is not None else 'null'}",
+                )
+                continue
+            # Fast path: string values under one key each; anything else is explained slowly.
+            tv: object = None
+            cv: object = None
+            sv: object = None
+            seen = 0
+            for key, value in obj.items():
+                field = field_cache.get(key)
+                if field is None:
+                    field = _learn_field(key, columns)
+                if field == TENANT:
+                    tv = value
+                    seen += 1
+                elif field == SYNC:
+                    sv = value
+                    seen += 16
+                elif field:
+                    cv = value
+                    seen += 4
+            if object_field is None:
+                cv = ""
+            if seen in fast_seen and type(tv) is str and type(cv) is str:
+                if sv is None:
+                    s = ""
+                elif type(sv) is str:
+                    s = sv.strip()
+                else:
+                    s = "\x00"  # not a string: never a sync type, explained below
+                extra = _json_extra(obj, columns) if keep_extra else None
+                row = accept(line, tv.strip(), cv.strip(), s, extra)
+                if row is not None:
+                    yield row
+                    continue
+            yield _json_row(line, obj, default, keep_extra, columns)
+        except Exception as exc:  # the per-row guard (rule 2)
+            yield _unreadable(line, exc)
 
 
 # Per input columns: JSON key as written -> canonical field, or "" for an extra key.
@@ -460,9 +494,14 @@ def record_to_item(
 ) -> Item:
     """Validate one mapping (a library caller's row) exactly like a JSONL object.
 
-    Same keys, aliases and rules; a ``uuid.UUID`` value is taken as its string.
+    Same keys, aliases and rules; a ``uuid.UUID`` value is taken as its string. Never
+    raises for a bad mapping (rule 2): a mapping that cannot be read is ``unreadable_row``.
     """
-    return _json_row(line, record, SyncType(default_sync_type), keep_extra, columns)
+    default = SyncType(default_sync_type)
+    try:
+        return _json_row(line, record, default, keep_extra, columns)
+    except Exception as exc:
+        return _unreadable(line, exc)
 
 
 def _json_row(
@@ -545,8 +584,14 @@ def _json_text(value: object) -> str:
         return ""
     try:
         return orjson.dumps(value).decode()
-    except TypeError:  # a library caller's object that is not JSON: still show something
-        return raw_value(repr(value)) or ""
+    except TypeError as exc:
+        if isinstance(value, dict | list) and "ecursion" in str(exc):
+            # orjson writes at most 254 levels (it reads 1024): say so, never a repr's
+            # RecursionError, which would depend on how deep the caller's stack is.
+            raise _RowProblem(
+                "too_deep", "an extra value nests more than 254 levels deep; flatten it"
+            ) from None
+        return raw_value(repr(value)) or ""  # a library caller's object that is not JSON
 
 
 # --------------------------------------------------------------------------- tenant lists
@@ -643,21 +688,24 @@ def _jsonl_tenants(feed: CsvFeed, first: str | object, max_bytes: int) -> Iterat
     current: str | object | None = first
     while current is not None:
         line += 1
-        if not isinstance(current, str):
-            yield _too_long(line, max_bytes)
-        else:
-            try:
-                obj = orjson.loads(current.strip())
-            except orjson.JSONDecodeError as exc:
-                obj = exc
-            if isinstance(obj, dict):
-                value = next((v for k, v in obj.items() if field_of(k) == TENANT), None)
-                yield _tenant_item(line, value.strip() if isinstance(value, str) else "")
-            else:
-                if isinstance(obj, orjson.JSONDecodeError):
-                    code, problem = "bad_json", f"not valid JSON: {str(obj)[:120]}"
-                else:
-                    code, problem = "not_an_object", "expected a JSON object with a tenant key"
-                message = f"input row {line}: {problem}"
-                yield Rejected(line, None, None, None, ErrorKind.INPUT, code, message)
+        try:
+            item = _jsonl_tenant(line, current, max_bytes)
+        except Exception as exc:  # the per-row guard (rule 2)
+            item = _unreadable(line, exc)
+        yield item
         current = next_line(feed)
+
+
+def _jsonl_tenant(line: int, current: str | object, max_bytes: int) -> str | Rejected:
+    if not isinstance(current, str):
+        return _too_long(line, max_bytes)
+    try:
+        obj = orjson.loads(current.strip())
+    except orjson.JSONDecodeError as exc:
+        message = f"input row {line}: not valid JSON: {str(exc)[:120]}"
+        return Rejected(line, None, None, None, ErrorKind.INPUT, "bad_json", message)
+    if not isinstance(obj, dict):
+        message = f"input row {line}: expected a JSON object with a tenant key"
+        return Rejected(line, None, None, None, ErrorKind.INPUT, "not_an_object", message)
+    value = next((v for k, v in obj.items() if field_of(k) == TENANT), None)
+    return _tenant_item(line, value.strip() if isinstance(value, str) else "")

@@ -27,15 +27,35 @@ _STATUSES: Final = frozenset(s.value for s in Status)
 _MAX_LINES: Final = 2**32 - 2  # ordinals are stored in 32 bits (+1, 0 marks a free slot)
 
 
+_TEXT_FIELDS: Final = ("tenant", "connector", "id", "syncType", "action")
+_ERROR_FIELDS: Final = ("kind", "code", "message")
+
+
 def report_line_problem(doc: object) -> str | None:
-    """Why a parsed JSON value is not a report line, or None when it is one."""
+    """Why a parsed JSON value is not a report line, or None when it is one.
+
+    A report may come from anywhere, so the fields that are read back (the row's names,
+    ``error``) must have the types ``batchsync run`` writes: what passes here is safe to
+    count, render and turn into input rows.
+    """
     if not isinstance(doc, dict):
         return "not a JSON object"
     line = doc.get("line")
     if not isinstance(line, int) or isinstance(line, bool) or line < 0:
         return "no line number"
-    if doc.get("status") not in _STATUSES:
+    status = doc.get("status")
+    if not isinstance(status, str) or status not in _STATUSES:
         return "no status (ok, failed, invalid, skipped or planned)"
+    for name in _TEXT_FIELDS:
+        if not isinstance(doc.get(name, ""), str | None):
+            return f"{name} is not text"
+    error = doc.get("error")
+    if error is not None:
+        if not isinstance(error, dict):
+            return "error is not an object"
+        for name in _ERROR_FIELDS:
+            if not isinstance(error.get(name), str | None):
+                return f"error.{name} is not text"
     return None
 
 

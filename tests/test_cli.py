@@ -272,3 +272,29 @@ def test_closed_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert "closed the pipe" in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_one_deeply_nested_row_does_not_stop_the_run(sim: Simulator, tmp_path: Path) -> None:
+    """With --keep-extra, one JSONL row nesting 990 deep is that row's `invalid` line: the 19
+    others are synced, and --resume of the report runs again without a crash."""
+    rows = [
+        {"tenant": t, "connector": c, "syncType": s, "note": "x"} for t, c, s in make_rows(4, 5)
+    ]
+    lines = [orjson.dumps(r).decode() for r in rows]
+    lines[7] = lines[7][:-1] + ', "deep": ' + "[" * 990 + "]" * 990 + "}"
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(lines) + "\n")
+    report = tmp_path / "report.jsonl"
+    env = {**sim.env(), "BATCHSYNC_CA_BUNDLE": sim.ca_pem_path}
+    args = ["run", str(inp), "--keep-extra", "-o", str(report), *FAST]
+    first = _runner().invoke(main, args, env=env)
+    assert first.exit_code == 1, first.output
+    got = _lines(report.read_text())
+    assert len(got) == 20
+    assert [(d["line"], d["error"]["code"]) for d in got if d["status"] == "invalid"] == [
+        (8, "too_deep")
+    ]
+    again = _runner().invoke(main, [*args, "--resume"], env=env)
+    assert again.exit_code == 1, again.output
+    assert "internal error" not in first.stderr + again.stderr

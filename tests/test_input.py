@@ -865,3 +865,46 @@ def test_property_csv_jsonl_and_mappings_agree(tenant: str, connector: str, sync
         assert isinstance(from_csv, Rejected)
         assert isinstance(from_jsonl, Rejected)
         assert from_csv.code == from_jsonl.code == from_mapping.code
+
+
+# --- one row never stops the run (the per-row guard) -------------------------------------------
+
+
+def _deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def test_deeply_nested_extra_is_that_rows_invalid_line() -> None:
+    """With --keep-extra, a JSONL row under 2 KB whose extra nests 990 deep is `too_deep`,
+    and the rows around it are read as usual (it used to raise RecursionError)."""
+    deep = f'{{"tenant": "contoso.com", "connector": "{G1}", "x": {_deep(990)}}}\n'
+    assert len(deep) < 2100
+    good = f'{{"tenant": "contoso.com", "connector": "{G2}", "x": [1]}}\n'
+    items = parse(good + deep + good, "jsonl", keep_extra=True)
+    assert [type(i).__name__ for i in items] == ["Row", "Rejected", "Row"]
+    bad = items[1]
+    assert isinstance(bad, Rejected)
+    assert (bad.line, bad.code, bad.kind) == (2, "too_deep", ErrorKind.INPUT)
+    assert parse(deep, "jsonl", keep_extra=False)[0] == Row(
+        2 - 1, "contoso.com", G1, SyncType.DELTA
+    )
+    mapping = orjson.loads(deep)
+    assert record_to_item(7, mapping, keep_extra=True) == Rejected(
+        7, None, None, None, ErrorKind.INPUT, "too_deep", bad.message
+    )
+
+
+class _Exploding(dict[str, object]):
+    """A library caller's mapping that fails when read."""
+
+    def items(self) -> Iterator[tuple[str, object]]:  # type: ignore[override]
+        raise RuntimeError("boom")
+
+
+def test_any_unexpected_error_in_one_row_becomes_its_invalid_line() -> None:
+    """Whatever goes wrong while reading one mapping is that row's `unreadable_row`, with
+    the exception's type and first line, never an exception out of the reader."""
+    item = record_to_item(3, _Exploding(tenant="contoso.com"))
+    assert isinstance(item, Rejected)
+    assert (item.line, item.code) == (3, "unreadable_row")
+    assert item.message == "the row could not be read (RuntimeError: boom)"

@@ -199,3 +199,23 @@ def test_raise_for_error_is_quiet_for_rows_that_did_not_fail(status: Status) -> 
     """ok, skipped and planned rows raise nothing, even with an error attached (a duplicate)."""
     error = ReportError(ErrorKind.DUPLICATE, "duplicate", "duplicate of line 1")
     Outcome(line=2, fields=FIELDS, status=status, error=error).raise_for_error()
+
+
+def test_resume_reads_a_crafted_report_without_crashing(tmp_path: Path) -> None:
+    """--resume of a report anyone could have shaped (nesting past orjson's limits, a 2 MiB
+    line, names that are not text) counts only its real ok lines and never raises."""
+    deep = "[" * 3000 + "]" * 3000
+    ok = encode_outcome(_outcome())
+    lines = [
+        b'{"status": "ok", "tenant": ' + deep.encode() + b"}\n",
+        b'{"status": "ok", "tenant": ["a"], "connector": {}, "syncType": 1}\n',
+        b'{"status": "ok", "extra": ' + ("[" * 1000 + "]" * 1000).encode() + b"}\n",
+        b'{"status": "ok", "tenant": "' + b"x" * (2 << 20) + b'"}\n',
+        b"\xff\xfe\x00 not text\n",
+        ok,
+    ]
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b"".join(lines))
+    done, count = read_resume_keys(str(path))
+    assert done == {resume_key(FIELDS["tenant"], FIELDS["connector"], FIELDS["syncType"])}
+    assert count == len(lines)

@@ -295,6 +295,30 @@ def test_garbage_and_truncated_lines_are_named_and_left_out(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("fmt", ["table", "jsonl", "csv", "html", "markdown"])
+def test_crafted_lines_are_left_out_in_every_format(
+    reports: Reports, tmp_path: Path, fmt: str
+) -> None:
+    """Lines shaped to break a reader (nesting orjson reads but cannot write, names and errors
+    that are not text) are named and left out in every format, also with --failed."""
+    deep = ("[" * 1000 + "]" * 1000).encode()
+    crafted = [
+        b'{"line": 1, "status": "failed", "error": {"kind": ' + deep + b"}}\n",
+        b'{"line": 2, "status": "failed", "tenant": ' + deep + b"}\n",
+        b'{"line": 3, "status": "ok", "weird": ' + deep + b"}\n",
+        b'{"line": 4, "status": "failed", "error": "text"}\n',
+    ]
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b"".join(crafted) + reports.resumed.read_bytes())
+    for failed in ([], ["--failed"]):
+        result = _report([str(mixed), "--format", fmt, *failed])
+        assert result.exit_code == 1, result.output
+        left_out = [line for line in result.stderr.splitlines() if "line left out" in line]
+        assert len(left_out) == len(crafted), result.stderr
+        assert "internal error" not in result.stderr
+        assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(
     ("content", "why"),
     [
