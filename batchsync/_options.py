@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import getpass
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from ._auth._settings import AuthMode, AuthSettings
 from ._clouds import CloudName, Endpoints, endpoint_problem, resolve_endpoints
@@ -236,8 +238,11 @@ def connection_options(*, credentials: bool = True) -> Callable[[F], F]:
             click.option(
                 "--client-secret",
                 envvar=["BATCHSYNC_CLIENT_SECRET", "AZURE_CLIENT_SECRET"],
-                help="App secret (prefer the env BATCHSYNC_CLIENT_SECRET, else "
-                "AZURE_CLIENT_SECRET).",
+                metavar="SECRET|-",
+                help="App secret. Set it in the env BATCHSYNC_CLIENT_SECRET (else "
+                "AZURE_CLIENT_SECRET): a value on the command line is visible to other local "
+                "users and kept in shell history. '-' reads it from the terminal (not shown), "
+                "or from stdin when stdin is not the input.",
             ),
             click.option(
                 "--certificate",
@@ -303,10 +308,14 @@ def connection_options(*, credentials: bool = True) -> Callable[[F], F]:
 
     def build(kw: dict[str, Any]) -> Connection:
         mode = AuthMode(kw.pop("auth_mode", AuthMode.DELEGATED.value))
+        secret = kw.pop("client_secret", None)
+        if secret is not None:
+            stdin_is_input = "-" in (kw.get("input_path"), kw.get("tenants_path"))
+            secret = client_secret_value(secret, stdin_is_input=stdin_is_input)
         auth = AuthSettings(
             mode=mode,
             client_id=kw.pop("client_id"),
-            client_secret=kw.pop("client_secret", None),
+            client_secret=secret,
             certificate_path=kw.pop("certificate", None),
             token_cache_path=kw.pop("token_cache"),
             # What only the environment may carry (never a flag): the refresh token and
@@ -330,6 +339,64 @@ def connection_options(*, credentials: bool = True) -> Callable[[F], F]:
         )
 
     return _collapse(options, "conn", build)
+
+
+_FLAG_WARNING = (
+    "batchsync: warning: --client-secret on the command line can be read by other local users "
+    "(ps, /proc) and stays in shell history; set BATCHSYNC_CLIENT_SECRET instead, or pass "
+    "--client-secret - to type it"
+)
+
+
+def client_secret_value(value: str, *, stdin_is_input: bool) -> str:
+    """The secret ``--client-secret`` stands for: ``-`` reads it (``read_client_secret``); a
+    value typed as a flag, not taken from the environment, is used with one warning."""
+    if value == "-":
+        return read_client_secret(stdin_is_input=stdin_is_input)
+    context = click.get_current_context(silent=True)
+    if context is not None and context.get_parameter_source("client_secret") in (
+        ParameterSource.COMMANDLINE,
+        ParameterSource.PROMPT,
+    ):
+        click.echo(_FLAG_WARNING, err=True)
+    return value
+
+
+def _terminal() -> bool:
+    """Whether getpass can read from a terminal without echo: stdin is one, or (Unix) the
+    process has a controlling terminal even though stdin is redirected."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return True
+    if sys.platform == "win32":
+        return False
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
+def read_client_secret(*, stdin_is_input: bool) -> str:
+    """``--client-secret -``: one line of stdin when it is piped and is not the input (``run
+    -`` reads rows from it), else the terminal without echo; exit 2 when neither is there."""
+    where = "the input (INPUT is -)" if stdin_is_input else "not there"
+    if not stdin_is_input and sys.stdin is not None and not sys.stdin.isatty():
+        secret = sys.stdin.readline()
+    elif _terminal():
+        try:
+            secret = getpass.getpass("client secret (not shown): ")
+        except (EOFError, KeyboardInterrupt):
+            fail("no client secret was typed", 2)
+    else:
+        fail(
+            f"--client-secret -: stdin is {where} and there is no terminal to type the secret "
+            "on; set BATCHSYNC_CLIENT_SECRET instead",
+            2,
+        )
+    secret = secret.strip()
+    if not secret:
+        fail("--client-secret -: the secret read is empty", 2)
+    return secret
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

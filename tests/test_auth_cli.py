@@ -5,9 +5,11 @@ Everything runs against the built-in simulator on 127.0.0.1 (real MSAL, real HTT
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import select
 import stat
 import subprocess
 import sys
@@ -411,3 +413,95 @@ def test_refresh_token_with_a_confidential_app(
     for result in (ok, refused):
         for secret in (sim.refresh_token, sim.config.client_secret, CERT_PASSWORD):
             assert secret not in result.output
+
+
+# --- the client secret on the command line -------------------------------------------------------
+
+_FLAG_WARNING = "--client-secret on the command line can be read by other local users"
+
+
+def _app_run(sim: Simulator, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    inp = write_csv(tmp_path / "in.csv", make_rows(2, 1))
+    return ["run", str(inp), "--auth", "app", *FAST], _env(sim)
+
+
+def test_client_secret_flag_works_with_one_warning(
+    sim: Simulator, cache_path: Path, tmp_path: Path
+) -> None:
+    """--client-secret VALUE still works but warns once on stderr (naming the env variable
+    and `-`); the same secret from BATCHSYNC_CLIENT_SECRET gives no warning."""
+    args, env = _app_run(sim, tmp_path)
+    secret = sim.config.client_secret
+    flag = _invoke([*args, "--client-secret", secret], env)
+    assert flag.exit_code == 0, flag.stderr
+    assert flag.stderr.count(_FLAG_WARNING) == 1
+    assert "BATCHSYNC_CLIENT_SECRET" in flag.stderr
+    assert "--client-secret -" in flag.stderr
+    from_env = _invoke(args, dict(env, BATCHSYNC_CLIENT_SECRET=secret))
+    assert from_env.exit_code == 0, from_env.stderr
+    assert _FLAG_WARNING not in from_env.stderr
+    assert secret not in flag.output + from_env.output
+
+
+def test_client_secret_dash_reads_a_line_of_stdin(
+    sim: Simulator, cache_path: Path, tmp_path: Path
+) -> None:
+    """--client-secret - reads the secret from stdin when stdin is not the input (no
+    warning, nothing echoed); when stdin is the input and there is no terminal, exit 2."""
+    args, env = _app_run(sim, tmp_path)
+    secret = sim.config.client_secret
+    before = sum(_grants(sim, "client_credentials").values())
+    piped = CliRunner().invoke(main, [*args, "--client-secret", "-"], env=env, input=secret + "\n")
+    assert piped.exit_code == 0, piped.stderr
+    assert sum(_grants(sim, "client_credentials").values()) > before
+    assert _FLAG_WARNING not in piped.stderr
+    assert secret not in piped.output
+    rows = json.dumps({"tenant": tenant_id(1), "connector": tenant_id(2)}) + "\n"
+    command = ["run", "-", "--format", "jsonl", "--auth", "app", "--client-secret", "-"]
+    no_tty = subprocess.run(
+        [sys.executable, "-m", "batchsync", *command],
+        input=rows.encode(),
+        env=dict(os.environ, **env),
+        capture_output=True,
+        start_new_session=True,  # no controlling terminal: nothing to type the secret on
+        timeout=60,
+    )
+    assert no_tty.returncode == 2, no_tty.stderr
+    assert b"stdin is the input" in no_tty.stderr
+    assert b"BATCHSYNC_CLIENT_SECRET" in no_tty.stderr
+    assert b"Traceback" not in no_tty.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal is a Unix device")
+def test_client_secret_dash_reads_the_terminal_without_echo(
+    sim: Simulator, cache_path: Path, tmp_path: Path
+) -> None:
+    """On a terminal, --client-secret - asks for the secret with echo off: the run gets it,
+    the terminal never shows it."""
+    import pty
+
+    args, env = _app_run(sim, tmp_path)
+    secret = sim.config.client_secret
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchsync", *args[: -len(FAST)], *FAST, "--client-secret", "-"],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=dict(os.environ, **env),
+        start_new_session=True,
+    )
+    os.close(slave)
+    shown = b""
+    while b"not shown" not in shown:  # the prompt (each wait bounded: never a hung test)
+        assert select.select([master], [], [], 30)[0], shown
+        shown += os.read(master, 1024)
+    os.write(master, secret.encode() + b"\n")
+    out, _ = proc.communicate(timeout=60)
+    with contextlib.suppress(OSError):
+        while chunk := os.read(master, 4096):
+            shown += chunk
+    os.close(master)
+    assert proc.returncode == 0, shown.decode(errors="replace")
+    assert len(_lines(out.decode())) == 2
+    assert secret.encode() not in shown + out
