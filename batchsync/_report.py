@@ -14,6 +14,7 @@ import datetime as dt
 import enum
 import logging
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
@@ -30,6 +31,7 @@ from ._errors import (
     ReportWriteError,
     ThrottledError,
 )
+from ._files import open_output
 
 __all__ = [
     "Outcome",
@@ -178,31 +180,29 @@ class ReportWriter:
     ) -> ReportWriter:
         """Open a report file for append, refusing to clobber an existing report silently.
 
-        ``what`` names the file in messages; only a ``report`` can be resumed.
+        ``what`` names the file in messages; only a ``report`` can be resumed. A symbolic
+        link to a file is refused (``_files``: it could make ``--overwrite`` truncate, or
+        ``--resume`` cut, a file the user never named); the size is read on the opened file.
         """
-        try:
-            size = os.path.getsize(path)
-        except FileNotFoundError:
-            size = 0
-        except OSError as exc:
-            raise ConfigError(f"{what} {path!r}: {exc.strerror}") from None
-        if size and not resume and not overwrite:
-            how = (
-                "pass --resume to finish that run, or --overwrite to replace it"
-                if what == "report"
-                else "pass --overwrite to replace it"
-            )
-            raise ConfigError(f"{what} {path!r} already exists and is not empty; {how}")
-        # O_BINARY: Windows' C runtime would otherwise write each \n as \r\n.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        # open_output adds O_BINARY: Windows' C runtime would otherwise write \n as \r\n.
+        flags = os.O_CREAT | os.O_APPEND | (os.O_RDWR if resume else os.O_WRONLY)
         if overwrite and not resume:
             flags |= os.O_TRUNC
+        fd = open_output(path, flags, what=what)
         try:
-            fd = os.open(path, flags, 0o644)
-        except OSError as exc:
-            raise ConfigError(f"cannot open {what} {path!r}: {exc.strerror}") from None
-        if resume and size:
-            _cut_torn_tail(fd, path)
+            size = os.fstat(fd).st_size
+            if size and not resume and not overwrite:
+                how = (
+                    "pass --resume to finish that run, or --overwrite to replace it"
+                    if what == "report"
+                    else "pass --overwrite to replace it"
+                )
+                raise ConfigError(f"{what} {path!r} already exists and is not empty; {how}")
+            if resume and size and stat.S_ISREG(os.fstat(fd).st_mode):
+                _cut_torn_tail(fd, path)
+        except BaseException:
+            os.close(fd)
+            raise
         return cls(fd, name=path, owns_fd=True)
 
     def write(self, outcome: Outcome) -> None:
@@ -249,26 +249,35 @@ class ReportWriter:
 
 
 def _cut_torn_tail(fd: int, path: str) -> None:
-    """Truncate a report to its last newline, so appended lines start on a fresh line."""
+    """Truncate a report to its last newline, so appended lines start on a fresh line.
+
+    Reads through ``fd`` (opened read-write for ``--resume``), never the path again.
+    """
     size = os.fstat(fd).st_size
     if size == 0:
         return
-    with open(path, "rb") as fh:
-        fh.seek(max(0, size - 1))
-        if fh.read(1) == b"\n":
-            return
-        # Walk back in blocks to the last newline.
-        pos = size
-        while pos > 0:
-            step = min(65536, pos)
-            pos -= step
-            fh.seek(pos)
-            block = fh.read(step)
-            idx = block.rfind(b"\n")
-            if idx >= 0:
-                keep = pos + idx + 1
-                break
-        else:
-            keep = 0
+    os.lseek(fd, size - 1, os.SEEK_SET)
+    if os.read(fd, 1) == b"\n":
+        return
+    # Walk back in blocks to the last newline.
+    pos = size
+    keep = 0
+    while pos > 0:
+        step = min(65536, pos)
+        pos -= step
+        os.lseek(fd, pos, os.SEEK_SET)
+        block = _read_exactly(fd, step)
+        idx = block.rfind(b"\n")
+        if idx >= 0:
+            keep = pos + idx + 1
+            break
     log.warning("report %s ended with a torn line (%d bytes); cutting it off", path, size - keep)
     os.ftruncate(fd, keep)
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    chunks: list[bytes] = []
+    while n > 0 and (chunk := os.read(fd, n)):
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ._digest import ReportFormat, digest_reports
 from ._errors import BatchsyncError, ConfigError
+from ._files import refuse_link
 from ._render import Digest
 
 __all__ = ["default_format", "run_report"]
@@ -94,6 +95,9 @@ def _digest(
 def _to_file(
     paths: Sequence[str], output_path: str, fmt: str, failed_only: bool, version: str
 ) -> Digest:
+    # Replacing a link would not write through it; refusing one is still the clear answer
+    # (the same as run's --report), and leaves what it names alone.
+    refuse_link(output_path, what="-o")
     directory = os.path.dirname(os.path.abspath(output_path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".batchsync-report-", dir=directory)

@@ -7,6 +7,7 @@ end-of-run summary read them. Formatting is pure.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 
 from ._errors import ErrorKind, ReportError
+from ._files import open_output
 from ._report import Outcome
 from ._tally import Tally, TenantTally
 
@@ -209,8 +211,10 @@ def _top_error(t: TenantTally) -> dict[str, Any] | None:
 
 
 def write_summary_json(path: str, stats: RunStats) -> None:
-    """``--summary-json``: the summary as one indented JSON document."""
-    with open(path, "wb") as fh:
+    """``--summary-json``: the summary as one indented JSON document (never written through
+    a symbolic link to a file: ``_files``)."""
+    fd = open_output(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, what="--summary-json")
+    with os.fdopen(fd, "wb") as fh:
         fh.write(orjson.dumps(summary_dict(stats), option=orjson.OPT_INDENT_2))
 
 

@@ -17,6 +17,7 @@ import click
 
 from ._auth._settings import AuthMode, AuthSettings
 from ._errors import BatchsyncError
+from ._files import refuse_link
 from ._options import (
     CONTEXT,
     Connection,
@@ -139,6 +140,11 @@ def run(
     setup_logging(conn.verbose, conn.quiet)
     if resume and output.overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
+    if summary_json:
+        try:  # before anything is sent: a link planted there is refused now, not at the end
+            refuse_link(summary_json, what="--summary-json")
+        except BatchsyncError as exc:
+            fail(exc.message, exc.exit_code)
     if check and not dry_run:
         raise click.UsageError("--check works only with --dry-run (it reads, it never syncs)")
     selected = _action(action, conn)
@@ -183,9 +189,14 @@ def _action(name: str, conn: Connection) -> Action:
 def _finish(stats: RunStats, *, quiet: bool, summary_json: str | None) -> NoReturn:
     from ._summary import exit_status, format_summary, write_summary_json
 
-    if summary_json:
-        write_summary_json(summary_json, stats)
     code = exit_status(stats)
+    if summary_json:
+        try:
+            write_summary_json(summary_json, stats)
+        except (BatchsyncError, OSError) as exc:
+            message = exc.message if isinstance(exc, BatchsyncError) else exc.strerror
+            # A side file: said on stderr, never a reason to fail rows that succeeded.
+            click.echo(f"batchsync: error: --summary-json not written: {message}", err=True)
     if not quiet or code:
         click.echo(format_summary(stats), err=True)
     sys.exit(code)
@@ -662,6 +673,7 @@ def logout(token_cache: str | None, client_id: str | None, accounts: tuple[str, 
     """
     from ._auth._login import logout as sign_out
 
+    setup_logging(0, False)  # a damaged cache that is removed whole is said on stderr
     settings = AuthSettings(
         mode=AuthMode.DELEGATED, client_id=client_id, token_cache_path=token_cache
     )

@@ -584,3 +584,19 @@ def test_help_has_examples() -> None:
     assert result.exit_code == 0
     for needle in ("TENANTS", "--gdap", "--partner-tenant", "--errors", "Examples:"):
         assert needle in result.output
+
+
+def test_errors_and_output_links_to_files_are_refused(sim: Simulator, tmp_path: Path) -> None:
+    """discover's -o and --errors never write through a symbolic link to a file: exit 2 in
+    one line, and the file the link names is left as it was."""
+    tenants = tmp_path / "tenants.txt"
+    tenants.write_text(GOOD[0] + "\n")
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(victim)
+    for args in (["--errors", str(link), "--overwrite"], ["-o", str(link), "--overwrite"]):
+        result = _invoke(sim, [str(tenants), *args])
+        assert result.exit_code == 2, result.output
+        assert "symbolic link to a file" in result.stderr
+    assert victim.read_text() == "keep"

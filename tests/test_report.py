@@ -219,3 +219,30 @@ def test_resume_reads_a_crafted_report_without_crashing(tmp_path: Path) -> None:
     done, count = read_resume_keys(str(path))
     assert done == {resume_key(FIELDS["tenant"], FIELDS["connector"], FIELDS["syncType"])}
     assert count == len(lines)
+
+
+@pytest.mark.parametrize(("resume", "overwrite"), [(False, True), (True, False), (False, False)])
+def test_report_is_never_written_through_a_link_to_a_file(
+    tmp_path: Path, resume: bool, overwrite: bool
+) -> None:
+    """A report path that is a symbolic link to a file is refused in one line: --overwrite
+    no longer truncates the link's target, --resume no longer cuts and appends to it."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious, with a torn last line")
+    link = tmp_path / "report.jsonl"
+    link.symlink_to(victim)
+    with pytest.raises(ConfigError, match="symbolic link to a file") as info:
+        ReportWriter.open_path(str(link), resume=resume, overwrite=overwrite)
+    assert "\n" not in info.value.message
+    assert victim.read_bytes() == b"precious, with a torn last line"
+
+
+def test_report_through_a_link_to_a_device_or_pipe_works(tmp_path: Path) -> None:
+    """A link to something that is not a file (/dev/null here, /dev/stdout or a >(...) pipe
+    in a shell) is written through: nothing there can be truncated."""
+    link = tmp_path / "report.jsonl"
+    link.symlink_to(os.devnull)
+    writer = ReportWriter.open_path(str(link), resume=False, overwrite=True)
+    writer.write(_outcome())
+    writer.close()
+    assert link.is_symlink()

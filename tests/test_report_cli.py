@@ -295,6 +295,21 @@ def test_garbage_and_truncated_lines_are_named_and_left_out(
     assert "Traceback" not in result.output
 
 
+def test_output_link_to_a_file_is_refused(reports: Reports, tmp_path: Path) -> None:
+    """-o naming a symbolic link to a file is exit 2 in one line, and the file it names is
+    left alone (the same rule as run's --report)."""
+    victim = tmp_path / "victim.jsonl"
+    victim.write_text("keep\n")
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(victim)
+    result = _report([str(reports.resumed), "-o", str(link)])
+    assert result.exit_code == 2, result.output
+    assert "symbolic link to a file" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert victim.read_text() == "keep\n"
+    assert link.is_symlink()
+
+
 @pytest.mark.parametrize("fmt", ["table", "jsonl", "csv", "html", "markdown"])
 def test_crafted_lines_are_left_out_in_every_format(
     reports: Reports, tmp_path: Path, fmt: str

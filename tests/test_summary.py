@@ -172,3 +172,26 @@ def test_summary_json_tenants_match_batchsync_report(
         row = table[t["tenant"] or "(no tenant)"]
         assert counts == row  # rows, ok, failed, invalid, skipped, throttled (none planned)
         assert t["error"] is None or t["error"]["code"] in md.stdout
+
+
+def test_summary_json_and_report_links_to_files_are_refused_before_sending(
+    sim: Simulator, mixed_input: Path, tmp_path: Path
+) -> None:
+    """--summary-json or --report naming a symbolic link to a file: exit 2 in one line
+    before any request, and the file the link names is left as it was."""
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    link = tmp_path / "link.json"
+    link.symlink_to(victim)
+    syncs = sim.stats.snapshot().sync_requests.total()
+    for args in (
+        ["--summary-json", str(link), "-o", str(tmp_path / "r.jsonl")],
+        ["-o", str(link), "--overwrite"],
+        ["-o", str(link), "--resume"],
+    ):
+        result = _run(sim, [str(mixed_input), *args])
+        assert result.exit_code == 2, result.output
+        assert "symbolic link to a file" in result.stderr
+        assert len(result.stderr.splitlines()) == 1
+    assert victim.read_text() == "keep"
+    assert sim.stats.snapshot().sync_requests.total() == syncs

@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +287,113 @@ def test_replace_gives_up_after_its_attempts() -> None:
 
     with pytest.raises(PermissionError):
         replace_retrying("tmp", "cache.json", attempts=3, replace=always_held, sleep=lambda _: None)
+
+
+# --- a cache path others may have shaped ---------------------------------------------------------
+
+_SHAPES = [
+    ("[]", "not a JSON object"),
+    ('{"Account": []}', "Account is not an object"),
+    ('{"Account": {"a": "x"}}', "an Account entry is not an object"),
+    ('{"Account": {"a": {"home_account_id": ["x"], "username": "u"}}}', "is not a plain value"),
+    ('{"RefreshToken": {"r": {"secret": 5}}}', "'secret' is not text"),
+    ("[" * 5000 + "]" * 5000, "damaged"),
+]
+
+
+@pytest.mark.parametrize(("content", "why"), _SHAPES)
+def test_wrong_shape_is_one_clear_error_and_logout_removes_it(
+    tmp_path: Path, content: str, why: str
+) -> None:
+    """Valid JSON of the wrong shape is one ConfigError (damaged, why, logout then login),
+    never a traceback from MSAL or the merge; `logout` works on it and removes it."""
+    path = tmp_path / "cache.json"
+    path.write_text(content)
+    settings = AuthSettings(token_cache_path=str(path))
+    with pytest.raises(ConfigError, match="damaged") as info:
+        signed_in_accounts(settings)
+    assert why in info.value.message
+    assert "batchsync logout" in info.value.message
+    assert logout(settings) == []
+    assert not path.exists()
+
+
+def test_symlinked_cache_is_refused_and_never_chmod_through(tmp_path: Path) -> None:
+    """A cache path that is a symbolic link is refused (not read, its target's mode left
+    alone); `logout` removes the link, never the file it names."""
+    target = tmp_path / "someone-elses-file"
+    target.write_text("{}")
+    os.chmod(target, 0o644)
+    link = tmp_path / "cache.json"
+    link.symlink_to(target)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        open_token_cache(str(link), encrypted_persistence=None)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        signed_in_accounts(AuthSettings(token_cache_path=str(link)))
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+    assert logout(AuthSettings(token_cache_path=str(link))) == []
+    assert not link.is_symlink()
+    assert target.read_text() == "{}"
+
+
+def test_a_planted_lock_link_is_removed_not_followed(tmp_path: Path) -> None:
+    """A symbolic link at the lock file's name is removed, and what it names is untouched."""
+    path = tmp_path / "cache.json"
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    Path(str(path) + ".lockfile").symlink_to(victim)
+    store = open_token_cache(str(path), encrypted_persistence=None, warn=False)
+    assert store.save(_fake_app_cache(store, "k1"))
+    assert victim.read_text() == "keep me"
+    assert not Path(str(path) + ".lockfile").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX thing")
+def test_fifo_at_the_cache_path_does_not_hang(tmp_path: Path) -> None:
+    """A FIFO at the cache path is refused at once (a read would block forever), in a
+    separate process with a deadline; `logout` removes it."""
+    path = tmp_path / "cache.json"
+    os.mkfifo(path)
+    env = dict(os.environ, BATCHSYNC_TOKEN_CACHE=str(path))
+    status = subprocess.run(
+        [sys.executable, "-m", "batchsync", "login", "--status"],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert status.returncode == 2, status.stderr
+    assert b"is not a regular file" in status.stderr
+    assert logout(AuthSettings(token_cache_path=str(path))) == []
+    assert not path.exists()
+
+
+def _foreign_file(tmp_path: Path) -> Path:
+    """A file owned by another user: chown'ed when we are root, else a system file."""
+    if os.getuid() == 0:
+        path = tmp_path / "cache.json"
+        path.write_text("{}")
+        os.chown(path, 65534, 65534)
+        return path
+    for candidate in ("/etc/passwd", "/etc/hosts"):
+        if os.path.isfile(candidate) and os.stat(candidate).st_uid != os.getuid():
+            return Path(candidate)
+    pytest.skip("no file of another user to point the cache at")
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners")
+def test_cache_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    """Tokens are never trusted from another user's file: refused with one clear error
+    (the file is left as it was)."""
+    path = _foreign_file(tmp_path)
+    before = os.stat(path)
+    with pytest.raises(ConfigError, match="belongs to another user"):
+        signed_in_accounts(AuthSettings(token_cache_path=str(path)))
+    with pytest.raises(ConfigError, match="belongs to another user"):
+        open_token_cache(str(path), encrypted_persistence=None)
+    after = os.stat(path)
+    assert (after.st_mode, after.st_uid, after.st_size) == (
+        before.st_mode,
+        before.st_uid,
+        before.st_size,
+    )

@@ -178,4 +178,5 @@ def signed_in_accounts(settings: AuthSettings) -> list[str]:
 def logout(settings: AuthSettings, *, usernames: Collection[str] | None = None) -> list[str]:
     """Forget the accounts named (all when None) with every token of theirs; return the
     usernames removed. With no account left, the cache file is deleted."""
-    return open_token_cache(_cache_path(settings), warn=False).remove_accounts(usernames)
+    store = open_token_cache(_cache_path(settings), warn=False, check=False)
+    return store.remove_accounts(usernames)

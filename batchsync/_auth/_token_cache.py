@@ -13,6 +13,11 @@ Rules:
    undone.
 4. The caller decides when to write: ``TokenProvider`` once at the end of a run (also when
    interrupted), never once per token, unlike msal-extensions' ``PersistedTokenCache``.
+5. Tokens are trusted only from the user's own regular file (``_files`` rule 3): a symbolic
+   link, a FIFO or device, or another user's file at the cache path is a ``ConfigError``,
+   never read (a FIFO would hang the read), never chmod-ed through. A file whose JSON is not
+   the shape MSAL writes is "damaged", one line that says what to do. ``logout`` works on
+   any of them: it removes whatever is at the path (``unlink`` never follows a link).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 import sys
 import threading
 import time
@@ -39,6 +45,7 @@ from msal_extensions import (
 from msal_extensions.persistence import PersistenceDecryptionError, PersistenceNotFound
 
 from .._errors import ConfigError
+from .._files import open_private, tighten_mode
 
 __all__ = [
     "PRIVATE_FILE",
@@ -47,6 +54,7 @@ __all__ = [
     "merge_cache_states",
     "open_token_cache",
     "replace_retrying",
+    "shape_problem",
     "without_accounts",
 ]
 
@@ -58,6 +66,13 @@ PersistenceFactory = Callable[[str], Any]
 _RELOGIN = "run `batchsync logout`, then `batchsync login`"
 # How a plain cache file is kept private, in the words of this platform.
 PRIVATE_FILE = "mode 0600" if os.name == "posix" else "in your user profile"
+_WHAT = "the token cache"
+# MSAL's credential tables: {kind: {key: entry}}, each entry a flat object of plain values.
+_KINDS = ("AccessToken", "RefreshToken", "IdToken", "Account", "AppMetadata")
+_TEXT = frozenset(
+    ("home_account_id", "environment", "realm", "client_id", "username", "credential_type")
+    + ("secret", "target", "local_account_id", "family_id", "authority_type")
+)
 _STALE_LOCK_S = 30.0  # a lock older than this was left by a killed process
 _ACCOUNT = "Account"
 
@@ -136,6 +151,31 @@ def _has_accounts(state: Mapping[str, Any]) -> bool:
     return bool(state.get(_ACCOUNT))
 
 
+def shape_problem(state: object) -> str | None:
+    """Why a parsed cache is not the shape MSAL writes (rule 5), or None.
+
+    Checked before MSAL or the merge ever touch it, so a crafted or mangled cache is one
+    clear error instead of a traceback deep inside MSAL.
+    """
+    if not isinstance(state, dict):
+        return "not a JSON object"
+    for kind in _KINDS:
+        table = state.get(kind)
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            return f"{kind} is not an object"
+        for entry in table.values():
+            if not isinstance(entry, dict):
+                return f"an {kind} entry is not an object"
+            for name, value in entry.items():
+                if not isinstance(value, str | int | float | bool | None):
+                    return f"{kind} field {name!r} is not a plain value"
+                if name in _TEXT and not isinstance(value, str | None):
+                    return f"{kind} field {name!r} is not text"
+    return None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
@@ -153,6 +193,15 @@ class _PrivateFilePersistence(FilePersistence):  # type: ignore[misc]  # msal_ex
     """
 
     is_encrypted = False
+
+    def load(self) -> str:
+        """The file's text, read only from the user's own regular file (rule 5)."""
+        path: str = self.get_location()
+        fd = open_private(path, what=_WHAT)
+        if fd is None:
+            raise PersistenceNotFound(message="no token cache yet", location=path)
+        with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as f:
+            return f.read()
 
     def save(self, content: str) -> None:
         path: str = self.get_location()
@@ -247,6 +296,7 @@ class TokenCacheStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        self._clear_planted_lock()
         self._clear_stale_lock()
         try:
             lock = CrossPlatLock(self._lock_path)
@@ -265,6 +315,15 @@ class TokenCacheStore:
         finally:
             lock.__exit__(None, None, None)
 
+    def _clear_planted_lock(self) -> None:
+        """batchsync creates its lock file (``open(..., 'x')``); a symbolic link there was
+        planted, and a lock that opens it for writing (portalocker's) would truncate what
+        it names: remove the link (``unlink`` never follows it)."""
+        with contextlib.suppress(OSError):
+            if stat.S_ISLNK(os.lstat(self._lock_path).st_mode):
+                os.remove(self._lock_path)
+                _log.warning("removed a symbolic link at the lock file %s", self._lock_path)
+
     def _clear_stale_lock(self) -> None:
         """Remove a lock file left by a killed process (without portalocker, msal-extensions
         locks by creating the file). The lock is held for milliseconds, so an old one is
@@ -276,10 +335,15 @@ class TokenCacheStore:
                 _log.warning("removed a stale lock file %s (%.0f s old)", self._lock_path, age)
 
     def _read_state(self) -> dict[str, Any]:
+        fd = open_private(self.path, what=_WHAT)  # rule 5, whatever persistence reads it
+        if fd is not None:
+            os.close(fd)
         try:
             text = self._persistence.load()
         except PersistenceNotFound:
             return {}
+        except ConfigError:
+            raise
         except Exception as exc:  # decryption, keychain or file errors
             raise ConfigError(
                 f"cannot read the token cache {self.path!r} ({_first_line(exc)}); {_RELOGIN}"
@@ -290,10 +354,14 @@ class TokenCacheStore:
             return {}
         try:
             state = json.loads(text)
-        except ValueError:
-            state = None
-        if not isinstance(state, dict):
-            raise ConfigError(f"the token cache {self.path!r} is damaged: {_RELOGIN}")
+        except (ValueError, RecursionError):
+            raise ConfigError(
+                f"the token cache {self.path!r} is damaged (not JSON): {_RELOGIN}"
+            ) from None
+        problem = shape_problem(state)
+        if problem is not None:
+            raise ConfigError(f"the token cache {self.path!r} is damaged ({problem}): {_RELOGIN}")
+        assert isinstance(state, dict)
         return state
 
     def load(self) -> msal.SerializableTokenCache:
@@ -320,6 +388,9 @@ class TokenCacheStore:
             return False
         ours: dict[str, Any] = json.loads(cache.serialize())
         with self._locked():
+            fd = open_private(self.path, what=_WHAT)  # never replace another user's file
+            if fd is not None:
+                os.close(fd)
             try:
                 theirs = self._read_state()
             except ConfigError as exc:
@@ -350,11 +421,16 @@ class TokenCacheStore:
     def remove_accounts(self, usernames: Collection[str] | None = None) -> list[str]:
         """Forget the accounts named (every one when None) and all their tokens.
 
-        When no account remains, the cache is emptied and its file deleted. Returns the
-        usernames removed.
+        When no account remains, the cache is emptied and its file deleted. Works on any
+        cache (rule 5): one that cannot be read (damaged, a link, a FIFO) is removed whole,
+        with a warning. Returns the usernames removed.
         """
         with self._locked():
-            state = self._read_state_or_empty()
+            try:
+                state = self._read_state()
+            except ConfigError as exc:
+                _log.warning("%s; removing it", exc.message.removesuffix(f": {_RELOGIN}"))
+                state = {}
             remaining, removed = without_accounts(state, usernames)
             if _has_accounts(remaining):
                 if removed:
@@ -362,16 +438,16 @@ class TokenCacheStore:
             else:
                 if self.encrypted:
                     self._write({})  # the secret store holds the data, not the file
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     os.remove(self.path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot remove the token cache {self.path!r}: {exc.strerror}"
+                    ) from None
         self._base = {}
         return removed
-
-    def _read_state_or_empty(self) -> dict[str, Any]:
-        try:
-            return self._read_state()
-        except ConfigError:
-            return {}  # a damaged cache is removed all the same
 
 
 def open_token_cache(
@@ -379,11 +455,14 @@ def open_token_cache(
     *,
     encrypted_persistence: PersistenceFactory | None = build_encrypted_persistence,
     warn: bool = True,
+    check: bool = True,
 ) -> TokenCacheStore:
     """The token cache at ``path``: encrypted when ``encrypted_persistence`` works here,
     else a 0600 plain file (``warn``: say so on stderr, once per path and process).
 
-    Raises ConfigError when the cache's directory cannot be created.
+    Raises ConfigError when the cache's directory cannot be created, or (``check``, rule 5)
+    when what is at ``path`` is not the user's own regular file; ``logout`` passes
+    ``check=False`` to remove whatever it is.
     """
     path = os.path.abspath(os.path.expanduser(path))
     try:
@@ -392,6 +471,10 @@ def open_token_cache(
         raise ConfigError(
             f"cannot create the token cache's directory for {path!r}: {exc.strerror or exc}"
         ) from None
+    if check:
+        fd = open_private(path, what=_WHAT)
+        if fd is not None:
+            os.close(fd)
     reason = "encryption not requested"
     if encrypted_persistence is not None:
         try:
@@ -403,8 +486,6 @@ def open_token_cache(
             return TokenCacheStore(path, persistence, encrypted=True)
     if warn:
         _warn_plaintext_once(path, reason)
-    if os.name == "posix":  # Windows: the user profile's permissions keep the file private
-        with contextlib.suppress(OSError):  # a file from elsewhere, readable by others: close it
-            if os.stat(path).st_mode & 0o077:
-                os.chmod(path, 0o600)
+    if check:  # a file from elsewhere, readable by others: close it, on a checked descriptor
+        tighten_mode(path, what=_WHAT)  # (Windows: no fchmod; the user profile keeps it private)
     return TokenCacheStore(path, _PrivateFilePersistence(path), encrypted=False)
