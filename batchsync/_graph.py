@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import re
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -191,8 +192,11 @@ def next_page_request(link: str, graph_base: str) -> GraphRequest:
 
     Raises ``ValueError`` unless the link has the base's scheme, host and port and lies under
     its path: the request carries the tenant's bearer token, which must never leave Graph.
+    The path is compared, and requested, normalised (``_normal_path``): the URL library
+    resolves ``..`` and ``%2e%2e`` before sending, so ``/v1.0/../beta/...`` is ``/beta/...``.
     """
     base, target = urlsplit(graph_base), urlsplit(link)
+    base_path, target_path = _normal_path(base.path), _normal_path(target.path)
     try:
         same_origin = (
             target.scheme.lower() == base.scheme.lower()
@@ -203,15 +207,46 @@ def next_page_request(link: str, graph_base: str) -> GraphRequest:
         )
     except ValueError:  # an unparsable port
         same_origin = False
-    prefix = base.path.rstrip("/")
-    if not same_origin or not target.path.startswith(prefix + "/"):
+    prefix = (base_path or "").rstrip("/")
+    if (
+        not same_origin
+        or target_path is None
+        or base_path is None
+        or not target_path.startswith(prefix + "/")
+    ):
         raise ValueError(
             f"Graph sent a nextLink outside {graph_base} ({target.scheme}://{target.hostname}); "
             "not followed, so the token is not sent there"
         )
     return GraphRequest(
-        "GET", target.path[len(prefix) :] + (f"?{target.query}" if target.query else "")
+        "GET", target_path[len(prefix) :] + (f"?{target.query}" if target.query else "")
     )
+
+
+_ENCODED_DOT = re.compile("%2e", re.IGNORECASE)
+_ENCODED_SEPARATOR = re.compile(r"%2f|%5c|\\", re.IGNORECASE)
+
+
+def _normal_path(path: str) -> str | None:
+    """``path`` as it is sent: ``%2e`` decoded (an unreserved character), dot segments
+    resolved (RFC 3986 5.2.4) and empty ones dropped (``//``). None for a path that climbs
+    above the root or holds an encoded ``/`` or a backslash, which a server may turn into a
+    separator after this check."""
+    if _ENCODED_SEPARATOR.search(path):
+        return None
+    parts = _ENCODED_DOT.sub(".", path).split("/")
+    segments: list[str] = []
+    for segment in parts:
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if not segments:
+                return None
+            segments.pop()
+        else:
+            segments.append(segment)
+    trailing = segments and (parts[-1] in ("", ".", "..")) and len(parts) > 1
+    return "/" + "/".join(segments) + ("/" if trailing else "")
 
 
 def _port(scheme: str, port: int | None) -> int | None:

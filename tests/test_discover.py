@@ -160,6 +160,11 @@ BASE = "https://graph.microsoft.com/v1.0"
             "/deviceManagement/exchangeConnectors?$skiptoken=abc",
         ),
         ("HTTPS://Graph.Microsoft.com:443/v1.0/x?$skiptoken=a%2Bb", "/x?$skiptoken=a%2Bb"),
+        (
+            f"{BASE}/./deviceManagement//x/y/../z?$skiptoken=%2e%2e",
+            "/deviceManagement/x/z?$skiptoken=%2e%2e",
+        ),
+        (f"{BASE}/%2E/x", "/x"),
     ],
 )
 def test_next_link_on_graph_is_followed(link: str, path: str) -> None:
@@ -179,10 +184,21 @@ def test_next_link_on_graph_is_followed(link: str, path: str) -> None:
         "https://graph.microsoft.com/beta/x",
         "/v1.0/x",
         "https://graph.microsoft.com:bad/v1.0/x",
+        "https://graph.microsoft.com/v1.0/../beta/deviceManagement/x",
+        "https://graph.microsoft.com/v1.0/%2e%2e/beta/x",
+        "https://graph.microsoft.com/v1.0/%2E%2e/beta/x",
+        "https://graph.microsoft.com/v1.0/.%2E/beta/x",
+        "https://graph.microsoft.com/v1.0/x/../../beta/x",
+        "https://graph.microsoft.com//v1.0/../../beta/x",
+        "https://graph.microsoft.com/v1.0/..",
+        "https://graph.microsoft.com/v1.0/%2e%2e%2fbeta/x",
+        "https://graph.microsoft.com/v1.0/..%5cbeta/x",
+        "https://graph.microsoft.com/v1.0\\..\\beta/x",
     ],
 )
 def test_next_link_elsewhere_is_refused(link: str) -> None:
-    """A nextLink to another scheme, host, port, user or path prefix is never followed."""
+    """A nextLink to another scheme, host, port, user or path prefix is never followed,
+    also when the path only leaves the prefix once normalised (``..``, ``%2e%2e``, ``//``)."""
     with pytest.raises(ValueError, match="not followed"):
         next_page_request(link, BASE)
 

@@ -70,8 +70,19 @@ _WHAT = "the token cache"
 # MSAL's credential tables: {kind: {key: entry}}, each entry a flat object of plain values.
 _KINDS = ("AccessToken", "RefreshToken", "IdToken", "Account", "AppMetadata")
 _TEXT = frozenset(
-    ("home_account_id", "environment", "realm", "client_id", "username", "credential_type")
-    + ("secret", "target", "local_account_id", "family_id", "authority_type")
+    {
+        "home_account_id",
+        "environment",
+        "realm",
+        "client_id",
+        "username",
+        "credential_type",
+        "secret",
+        "target",
+        "local_account_id",
+        "family_id",
+        "authority_type",
+    }
 )
 _STALE_LOCK_S = 30.0  # a lock older than this was left by a killed process
 _ACCOUNT = "Account"
