@@ -29,6 +29,7 @@ from batchsync._auth import (
     AuthSettings,
     TokenProvider,
 )
+from batchsync._auth._msal import Attempt
 from batchsync._errors import AuthError, RunStoppingAuthError
 from batchsync.simulator import (
     FaultConfig,
@@ -318,3 +319,36 @@ async def test_run_stop_skips_queued_token_requests(sim: Simulator, tmp_path: Pa
     assert {r.code for r in results if isinstance(r, RunStoppingAuthError)} == {"AADSTS700082"}
     sent = sum(n for (_, grant), n in sim.stats.token_requests.items() if grant == "refresh_token")
     assert 1 <= sent <= 4  # at most two rounds of token_concurrency, not one per tenant
+
+
+@pytest.mark.parametrize("offset", [200, 215, 230, 250])
+async def test_secret_straddling_the_cut_is_redacted_first(tmp_path: Path, offset: int) -> None:
+    """An Entra description that echoes the client secret across the 240-character cut
+    leaves no piece of it in the message: redaction runs before the cut."""
+    description = f"AADSTS7000215: {'x' * offset}{SECRET} and more words."
+    body = {"error": "invalid_client", "error_codes": [7000215], "error_description": description}
+    base = {"url": ""}
+    script = Script(lambda: base["url"], [reply_json(401, body)])
+    with tiny_server(script, tmp_path) as server:
+        base["url"] = server.url
+        settings = AuthSettings(mode=AuthMode.APP, client_id=CLIENT_ID, client_secret=SECRET)
+        async with TokenProvider(
+            settings, endpoints_for(server.url), ca_bundle=server.ca_path, retry_base_s=0.001
+        ) as provider:
+            with pytest.raises(RunStoppingAuthError) as info:
+                await provider.get("t1")
+    message = info.value.message
+    assert "AADSTS7000215" in message
+    assert not any(SECRET[:n] in message for n in range(6, len(SECRET) + 1)), message
+
+
+def test_attempt_repr_never_shows_the_msal_result() -> None:
+    """The internal Attempt's repr (what a log line or a traceback would print) names the
+    keys of MSAL's answer and the exception's type, never a token."""
+    result = {"access_token": "at-value-that-must-not-leak", "refresh_token": REFRESH}
+    attempt = Attempt(result=result, exc=ValueError(f"body with {REFRESH}"))
+    for text in (repr(attempt), str(attempt), f"{attempt!r}", repr([attempt])):
+        assert "at-value-that-must-not-leak" not in text
+        assert REFRESH not in text
+        assert "access_token" in text
+        assert "ValueError" in text

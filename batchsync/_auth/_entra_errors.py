@@ -12,7 +12,9 @@ Rules (graph-notes.md, "Entra errors: what to do with them"):
 4. Anything unknown fails that tenant only: stopping the run on a guess would hurt more.
 
 Messages say what happened and what to do, carry the Entra description's first sentence,
-and never the raw response (which may echo request data).
+and never the raw response (which may echo request data). The sentence is kept whole (up to
+``_MAX_KEPT``) and cut to ``_MAX_SENTENCE`` only in ``describe``, after the caller's
+redaction: a secret that straddled the cut would otherwise survive as a prefix.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import dataclasses
 import enum
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "RETRY_CODES",
@@ -135,7 +137,8 @@ _RUN_STOP_ERRORS: Mapping[str, str] = {
     ),
 }
 _TRANSIENT_HINT = "Entra kept failing for a transient reason; try again later"
-_MAX_SENTENCE = 240
+_MAX_SENTENCE = 240  # what a message shows of Entra's sentence
+_MAX_KEPT = 4096  # what an EntraError keeps of it, for redaction before the cut
 _CODE_RE = re.compile(r"AADSTS(\d{4,9})")
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s")
 
@@ -146,7 +149,8 @@ class EntraError:
 
     error: str | None = None  # OAuth error, e.g. "invalid_grant"
     codes: tuple[int, ...] = ()  # from ``error_codes``, else from "AADSTSnnnn" in the text
-    description: str = ""  # first sentence of ``error_description``, without "AADSTSnnnn: "
+    # First sentence of ``error_description`` without "AADSTSnnnn: ", uncut (``describe`` cuts).
+    description: str = dataclasses.field(default="", repr=False)
     status: int | None = None  # HTTP status when known (MSAL hides it for 4xx)
 
     @property
@@ -185,7 +189,7 @@ def entra_error_from_response(
     return EntraError(
         error=error if isinstance(error, str) and error else None,
         codes=codes,
-        description=first_sentence(desc) if desc else "",
+        description=first_sentence(desc, limit=_MAX_KEPT) if desc else "",
         status=status,
     )
 
@@ -214,7 +218,7 @@ def entra_error_from_text(text: str, *, status: int | None = None) -> EntraError
         return None
     return EntraError(
         codes=(int(match.group(1)),),
-        description=first_sentence(text[match.start() :]),
+        description=first_sentence(text[match.start() :], limit=_MAX_KEPT),
         status=status,
     )
 
@@ -251,11 +255,22 @@ def _advice(err: EntraError, action: TokenVerdict) -> str:
 
 
 def describe(
-    err: EntraError, *, tenant: str, attempts: int = 1, failed: str = "token failed"
+    err: EntraError,
+    *,
+    tenant: str,
+    attempts: int = 1,
+    failed: str = "token failed",
+    redact: Callable[[str], str] | None = None,
 ) -> str:
-    """``tenant 'x': token failed (AADSTS700016): <Entra's sentence>; <what to do>``."""
+    """``tenant 'x': token failed (AADSTS700016): <Entra's sentence>; <what to do>``.
+
+    Entra's sentence is passed through ``redact`` first, then cut to ``_MAX_SENTENCE``.
+    """
     action = classify(err)
     code = f" ({err.code})" if err.code else ""
     tries = f" after {attempts} attempts" if attempts > 1 else ""
-    parts = [p for p in (err.description.rstrip("."), _advice(err, action)) if p]
+    sentence = redact(err.description) if redact is not None else err.description
+    if len(sentence) > _MAX_SENTENCE:
+        sentence = sentence[: _MAX_SENTENCE - 1].rstrip() + "…"
+    parts = [p for p in (sentence.rstrip("."), _advice(err, action)) if p]
     return f"tenant '{tenant}': {failed}{code}{tries}: " + "; ".join(parts)

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -367,14 +367,23 @@ def _stale(result: Mapping[str, Any], min_lifetime_s: float) -> bool:
 # --- failures ----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, repr=False)
 class Attempt:
-    """What one MSAL call on a pool thread produced (exceptions are carried, not raised)."""
+    """What one MSAL call on a pool thread produced (exceptions are carried, not raised).
+
+    ``result`` is MSAL's raw answer, access and refresh tokens included: the repr names its
+    keys and the exception's type only, so no log line or traceback can show a token.
+    """
 
     result: dict[str, Any] | None = None
     exc: BaseException | None = None
     info: ResponseInfo = dataclasses.field(default_factory=ResponseInfo)
     skipped: bool = False  # not attempted: the run was already stopped
+
+    def __repr__(self) -> str:
+        result = "None" if self.result is None else f"<keys {sorted(map(str, self.result))}>"
+        exc = "None" if self.exc is None else f"<{type(self.exc).__name__}>"
+        return f"Attempt(result={result}, exc={exc}, info={self.info!r}, skipped={self.skipped})"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -390,9 +399,19 @@ class Failure:
     def code(self) -> str | None:
         return self.entra.code if self.entra else None
 
-    def message(self, tenant: str, attempts: int, *, failed: str = "token failed") -> str:
+    def message(
+        self,
+        tenant: str,
+        attempts: int,
+        *,
+        failed: str = "token failed",
+        redact: Callable[[str], str] | None = None,
+    ) -> str:
+        """The report's message; Entra's text is redacted (``redact``) before it is cut."""
         if self.entra is not None:
-            return describe(self.entra, tenant=tenant, attempts=attempts, failed=failed)
+            return describe(
+                self.entra, tenant=tenant, attempts=attempts, failed=failed, redact=redact
+            )
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return f"tenant '{tenant}': {failed}{tries}: {self.text}"
 

@@ -471,7 +471,7 @@ class TokenProvider:
 
     def _fail(self, tenant: str, st: _TenantState, failure: Failure, attempts: int) -> AuthError:
         self.token_requests_failed += 1
-        message = self._redact(failure.message(tenant, attempts))
+        message = self._redact(failure.message(tenant, attempts, redact=self._redact))
         _log.debug("tenant %s: token failed: %s", tenant, failure.code or failure.verdict)
         if failure.verdict is TokenVerdict.RUN_STOP:
             stop = RunStoppingAuthError(message, code=failure.code, tenant=tenant)
