@@ -404,6 +404,32 @@ def test_serve_forever_stops_on_ctrl_c() -> None:
         proc.wait()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM ends a Windows process at once")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_simulator_command_removes_its_ca_directory_on_sigterm(sig: str) -> None:
+    """`batchsync simulator` stopped by SIGTERM (a service manager, `kill`) or SIGHUP (its
+    terminal closed) stops as on Ctrl-C: its temporary CA directory is removed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchsync", "simulator", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        ca_path = ""
+        for line in proc.stderr:
+            if line.startswith("export BATCHSYNC_CA_BUNDLE="):
+                ca_path = shlex.split(line.split("=", 1)[1])[0]
+                break
+        assert os.path.isfile(ca_path)
+        proc.send_signal(getattr(signal, sig))
+        assert proc.wait(timeout=10) == 0
+        assert not os.path.exists(os.path.dirname(ca_path))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # --------------------------------------------------------------------------- Graph
 
 

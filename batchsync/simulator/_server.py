@@ -2,7 +2,8 @@
 
 TLS uses a throwaway ``trustme`` CA made at start; its certificate is written to a
 temporary PEM file (``Simulator.ca_pem_path``) that clients pass as ``--ca-bundle``, and
-removed when the simulator stops.
+removed when the simulator stops: also on SIGTERM, SIGHUP and Ctrl-Break, which
+``serve_forever`` turns into the same clean stop as Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import ssl
 import tempfile
 import threading
@@ -22,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import trustme
 from aiohttp import web
 
+from .._signals import signal_route
 from ._config import SimulatorConfig
 from ._entra import Entra
 from ._graph import Graph
@@ -155,12 +158,19 @@ def serve_forever(
     port: int = 0,
     on_ready: Callable[[Simulator], None],
 ) -> None:
-    """Run the simulator on a new event loop until Ctrl-C (or the task is cancelled)."""
+    """Run the simulator on a new event loop until Ctrl-C, SIGTERM or SIGHUP (or the task is
+    cancelled); each of them stops it cleanly, so its temporary CA directory is removed."""
 
     async def main() -> None:
-        async with run_simulator(config, host=host, port=port) as sim:
-            on_ready(sim)
-            await asyncio.Event().wait()
+        stop = asyncio.Event()
+        with signal_route(True) as route:
+            if route is not None:
+                route(stop.set)
+                with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
+                    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, stop.set)
+            async with run_simulator(config, host=host, port=port) as sim:
+                on_ready(sim)
+                await stop.wait()
 
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(main())
