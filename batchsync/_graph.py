@@ -1,7 +1,8 @@
 """The only module that speaks HTTP to Microsoft Graph.
 
 It sends one ``GraphRequest`` with the headers Graph support relies on (a fresh
-``client-request-id`` per attempt) and turns whatever happens into a ``GraphAnswer``:
+``client-request-id`` per attempt), never follows a redirect with the bearer token, and
+turns whatever happens into a ``GraphAnswer``:
 a status with Graph's error ``code`` and ids, or a network/timeout failure. It never
 retries; the pacing policy decides that. The request and answer values load without
 aiohttp (the actions build requests; ``--help`` lists them), the client imports it.
@@ -101,6 +102,9 @@ class GraphClient:
                     self.url_for(request),
                     data=request.body,
                     headers=headers,
+                    # The token goes to the URL checked here only: a redirect, even on Graph's
+                    # own host, could name a path the nextLink rule would refuse.
+                    allow_redirects=False,
                     **self._proxy,
                 ) as resp:
                     status = resp.status

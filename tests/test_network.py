@@ -625,3 +625,19 @@ async def test_library_run_refuses_plain_http_endpoints() -> None:
     with pytest.raises(ConfigError, match="cleartext"):
         async with batchsync.run([], settings):
             pass
+
+
+async def test_graph_client_never_follows_a_redirect_with_the_token(tmp_path: Path) -> None:
+    """A Graph answer that redirects (even to its own host) is reported as it is, and the
+    token goes nowhere else: one request reaches the server."""
+
+    def reply(method: str, path: str, form: dict[str, str]) -> Reply:
+        return 307, {"Location": "/beta/deviceManagement/x"}, b""
+
+    with tiny_server(reply, tmp_path) as server:
+        async with open_session(ca_bundle=server.ca_path, limit=2, user_agent="t") as http:
+            answer = await GraphClient(http, server.url + "/v1.0").send(
+                GraphRequest("POST", "/deviceManagement/x/sync", b"{}"), token="t", timeout_s=10
+            )
+    assert answer.status == 307
+    assert sum(server.requests.values()) == 1
