@@ -165,15 +165,21 @@ async def read_limited(
 ) -> bytes:
     """The body of ``resp``, decompressed, at most ``limit`` bytes (rule 3).
 
-    Past the limit: the first ``limit`` bytes with ``truncate`` (an error text), else
-    ``BodyTooLarge``. A Content-Length above the limit is refused before reading.
+    Past the limit: the first ``limit`` bytes with ``truncate`` (an error text, which may
+    also end early), else ``BodyTooLarge``. A Content-Length above the limit is refused
+    before reading.
     """
     if not truncate and resp.content_length is not None and resp.content_length > limit:
         raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
     while size <= limit:
-        chunk = await resp.content.read(min(1 << 16, limit + 1 - size))
+        try:
+            chunk = await resp.content.read(min(1 << 16, limit + 1 - size))
+        except aiohttp.ClientPayloadError:
+            if not truncate:
+                raise
+            break  # an error text cut short: what came is what there is
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
