@@ -8,6 +8,7 @@ import gc
 import io
 import tracemalloc
 import uuid
+from collections.abc import Iterator
 from typing import Literal
 
 import orjson

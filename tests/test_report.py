@@ -216,8 +216,9 @@ def test_resume_reads_a_crafted_report_without_crashing(tmp_path: Path) -> None:
     ]
     path = tmp_path / "r.jsonl"
     path.write_bytes(b"".join(lines))
-    done, count = read_resume_keys(str(path))
-    assert done == {resume_key(FIELDS["tenant"], FIELDS["connector"], FIELDS["syncType"])}
+    done, count = read_resume_keys(str(path), unnamed_action=DEFAULT_ACTION)
+    key = resume_key(DEFAULT_ACTION, FIELDS["tenant"], FIELDS["connector"], FIELDS["syncType"])
+    assert done == {key}
     assert count == len(lines)
 
 
