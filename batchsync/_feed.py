@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Generic, TypeVar, cast
 
-__all__ = ["READ_BATCH", "Feed", "default_stdin", "on_daemon_thread", "prime"]
+__all__ = ["READ_BATCH", "Feed", "Primed", "default_stdin", "on_daemon_thread", "prime"]
 
 READ_BATCH = 512  # items the reader hands over at once
 _HANDOVER_S = 0.05  # a slow input's items reach the loop at most this long after arriving
@@ -163,15 +163,26 @@ async def on_daemon_thread(fn: Callable[[_T], _R], arg: _T) -> _R:
     return await future
 
 
-def prime(items: Iterator[_T]) -> Iterator[_T]:
+class Primed(Generic[_T]):
+    """Items whose first one was read already: ``first`` (None for no item), then all."""
+
+    def __init__(self, first: _T | None, rest: Iterator[_T]) -> None:
+        self.first = first
+        self._first_pending = first is not None
+        self._rest = rest
+
+    def __iter__(self) -> Primed[_T]:
+        return self
+
+    def __next__(self) -> _T:
+        if self._first_pending:
+            self._first_pending = False
+            assert self.first is not None
+            return self.first
+        return next(self._rest)
+
+
+def prime(items: Iterator[_T]) -> Primed[_T]:
     """Read the first item now (on the caller's thread), so a bad header fails before any
-    token is requested; the same items follow."""
-    first = next(items, None)
-    if first is None:
-        return iter(())
-
-    def chain() -> Iterator[_T]:
-        yield first
-        yield from items
-
-    return chain()
+    token is requested; the same items follow, and ``first`` tells who comes first."""
+    return Primed(next(items, None), items)

@@ -190,28 +190,44 @@ async def read_limited(
 
 
 async def preflight(session: aiohttp.ClientSession, urls: Iterable[str], timeout_s: float) -> None:
-    """Reach each endpoint once; a TLS or connection failure is a configuration error (exit 2)."""
-    for url in dict.fromkeys(urls):
-        try:
-            async with asyncio.timeout(timeout_s):
-                async with session.get(url, allow_redirects=False, **env_proxy(url)) as resp:
-                    resp.release()
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise ConfigError(
-                f"cannot trust {url}: TLS certificate verification failed "
-                f"({exc.certificate_error}); "
-                "if a proxy inspects TLS, pass its CA certificate with --ca-bundle"
-            ) from None
-        except aiohttp.ClientSSLError as exc:
-            raise ConfigError(
-                f"TLS with {url} failed ({exc}); check --ca-bundle and the proxy settings"
-            ) from None
-        except TimeoutError:  # before OSError, its base class since Python 3.11
-            raise ConfigError(
-                f"no answer from {url} within {timeout_s:g} s; check the network and the proxy"
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ConfigError(
-                f"cannot reach {url} ({str(exc) or type(exc).__name__}); check the network, the "
-                "proxy (HTTPS_PROXY/NO_PROXY) and --graph-url/--authority-host"
-            ) from None
+    """Reach each endpoint once, all at once; a TLS or connection failure is a configuration
+    error (exit 2), the first endpoint's first."""
+    problems = await reach_problems(session, urls, timeout_s)
+    if problems:
+        raise problems[0]
+
+
+async def reach_problems(
+    session: aiohttp.ClientSession, urls: Iterable[str], timeout_s: float
+) -> list[ConfigError]:
+    """``preflight`` without raising: what stands between us and each endpoint, in order."""
+    async with asyncio.TaskGroup() as tg:
+        checks = [tg.create_task(_reach(session, url, timeout_s)) for url in dict.fromkeys(urls)]
+    return [problem for check in checks if (problem := check.result()) is not None]
+
+
+async def _reach(session: aiohttp.ClientSession, url: str, timeout_s: float) -> ConfigError | None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with session.get(url, allow_redirects=False, **env_proxy(url)) as resp:
+                resp.release()
+    except aiohttp.ClientConnectorCertificateError as exc:
+        return ConfigError(
+            f"cannot trust {url}: TLS certificate verification failed "
+            f"({exc.certificate_error}); "
+            "if a proxy inspects TLS, pass its CA certificate with --ca-bundle"
+        )
+    except aiohttp.ClientSSLError as exc:
+        return ConfigError(
+            f"TLS with {url} failed ({exc}); check --ca-bundle and the proxy settings"
+        )
+    except TimeoutError:  # before OSError, its base class since Python 3.11
+        return ConfigError(
+            f"no answer from {url} within {timeout_s:g} s; check the network and the proxy"
+        )
+    except (aiohttp.ClientError, OSError) as exc:
+        return ConfigError(
+            f"cannot reach {url} ({str(exc) or type(exc).__name__}); check the network, the "
+            "proxy (HTTPS_PROXY/NO_PROXY) and --graph-url/--authority-host"
+        )
+    return None

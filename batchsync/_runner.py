@@ -20,11 +20,11 @@ from ._clouds import Endpoints
 from ._connect import connect
 from ._engine import EngineSettings, RowAction, run_engine
 from ._errors import ConfigError
-from ._feed import default_stdin, on_daemon_thread, prime
+from ._feed import Primed, default_stdin, on_daemon_thread, prime
 from ._filters import drop_duplicates, read_resume_keys, resume_filter, shard_filter
 from ._input import detect_format, read_items
 from ._report import Outcome, ReportWriter, Status
-from ._rows import InputFormat, Item, SyncType
+from ._rows import InputFormat, Item, Row, SyncType
 from ._signals import signal_route
 from ._summary import RunStats
 from .actions import DEFAULT_ACTION, Action, get_action
@@ -156,8 +156,13 @@ async def run_batch(
             )
         tokens, graph, hook = None, None, None
         if not engine_settings.dry_run:  # a dry run sends nothing: nothing to connect
+            first = items.first if isinstance(items, Primed) else None
             tokens, graph = await stack.enter_async_context(
-                connect(config, check_reach=config.preflight)
+                connect(
+                    config,
+                    check_reach=config.preflight,
+                    first_tenant=first.tenant if isinstance(first, Row) else None,
+                )
             )
             hook = stack.enter_context(signal_route(handle_signals))
         return await run_engine(
