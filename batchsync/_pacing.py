@@ -16,6 +16,7 @@ Rules of this module:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import re
 from collections import deque
@@ -31,16 +32,16 @@ __all__ = [
     "RetryPolicy",
     "Success",
     "TenantRate",
+    "ThrottleKind",
     "Tries",
     "assess",
     "backoff_s",
     "is_throttle",
     "parse_retry_after",
+    "throttle_kind",
     "token_retry_wait",
 ]
 
-_PROBE_MARGIN = 0.03  # AdaptivePace climbs fast to this far under the rate that drew a 429
-_HOLD_WINDOWS = 5  # ...and holds there this many windows before probing beyond it
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(?:s|sec|seconds)?\s*$")
 
 
@@ -301,101 +302,247 @@ def _throttled(
     return Retry(wait_s=wait, pause_tenant=True, throttled=True)
 
 
-class AdaptivePace:
-    """Learns a tenant's real request room from its 429s (AIMD: additive increase, multiplicative
-    decrease).
+class ThrottleKind(enum.StrEnum):
+    """What a throttled answer says about the tenant (graph-notes.md, "Throttling")."""
 
-    The configured ``TenantRate`` is a hard ceiling enforced elsewhere; this adds spacing
-    between starts only after the tenant has been throttled: on a 429 the allowed rate drops
-    to ``decrease`` times the rate actually achieved over the last ``window_s`` (the rate
-    that drew the 429). Each ``window_s`` without a 429 raises it by the fraction
-    ``increase`` (of itself, not of the ceiling: a ceiling far above the real limit must not
-    undo the lesson in one step) up to just under the rate that drew the last 429, holds there
-    for ``_HOLD_WINDOWS`` windows, then probes beyond it ten times slower, since each 429
-    costs a whole Retry-After pause.
-    Reaching the ceiling drops the spacing. It also holds the tenant-wide pause set by
-    Retry-After.
+    LIMIT = "limit"  # a 429 for the tenant: over its request room; the only kind that teaches
+    BUSY = "busy"  # a 503/504 with Retry-After: the service is busy, not the tenant over quota
+    COOLDOWN = "cooldown"  # a 429 for one object (synced too recently), not for the tenant
+
+
+def throttle_kind(status: int | None, *, others_succeeded: bool) -> ThrottleKind:
+    """Classify a throttled answer: a 429 after other rows of the tenant succeeded is that
+    object's cooldown; any other 429 is the tenant's limit; a 503/504 is the service busy."""
+    if status == 429:
+        return ThrottleKind.COOLDOWN if others_succeeded else ThrottleKind.LIMIT
+    return ThrottleKind.BUSY
+
+
+# AdaptivePace's constants; its docstring says why each holds.
+_BETA = 0.95  # a cut keeps this share of the measured rate
+_MARGIN = 0.02  # recovery stops this far under the rate that drew the 429
+_MIN_STARTS = 8  # starts a measure needs to be trusted
+_FLOOR_SHARE = 0.02  # no cut goes under this share of the ceiling
+_HOLD_WINDOWS = 2  # no probe before this many windows after a cut's pause...
+_HOLD_PER_PAUSE = 20.0  # ...nor before this many of the shortest Retry-After seen
+_PROBE_FIRST = 0.25  # the first probe's growth; each next one doubles it
+_USED_SHARE = 0.5  # a window is judged if its starts reached this share of the rate
+_MIN_JUDGED = 2  # ...and at least this many
+
+
+class AdaptivePace:
+    """Learns a tenant's real request room from its 429s, below a configured ceiling.
+
+    The ``TenantRate`` ceiling is enforced elsewhere (aiolimiter); this adds a spacing of
+    ``1 / rate`` between starts once a 429 has shown the room is smaller, and holds the
+    tenant-wide pause each throttled answer announces. AIMD in shape (botocore's adaptive
+    retry mode, Netflix's concurrency-limits); its inputs are what decide, so:
+
+    **Only a tenant-wide 429 teaches** (``ThrottleKind.LIMIT``). A 503/504 with Retry-After
+    (``BUSY``: the service is busy) and a per-object cooldown (``COOLDOWN``: one object
+    synced too recently) pause as told and leave the rate alone (botocore lowers its rate
+    only on throttling codes and retries 5xx without).
+
+    **The measured rate** at a 429 for a request started at ``s``, told to wait ``R``::
+
+        n      = starts in [s - w, s), none before the tenant's first start
+        active = the time of [max(s - w, first start), s) not spent paused
+        span   = min(w, active + (now - s) + R)
+        rate   = n / span, trusted only if n >= 8
+
+    ``w`` is the ceiling's period, the user's statement of the server's window (Graph:
+    100 per 20 s). Only time spent sending counts: one start after a pause is not a tiny
+    rate (one start over a 10 s window read as 0.1 rps and collapsed a tenant). The wait
+    the server announces counts too: a sliding window that took a burst of N in 0.2 s
+    and answers "wait 4.8 s" allows N per 5 s, not N per 0.2 s (measured without it, the
+    unknown-limit case fell from 94% to 80% of ideal with 4x the 429s); ``min(w, ...)``
+    keeps a Retry-After rounded up to whole seconds from understating a full window.
+    Starts from ``s`` on are left out: they met the full window too. Fewer than 8 starts
+    (Netflix waits for 10 samples) decide nothing: the pause is the whole answer.
+
+    **One cut per event.** A 429 answering a request that started before the last cut
+    belongs to it: it extends the pause but does not cut again. A cut sets::
+
+        bad  = min(measured, current rate or ceiling)
+        rate = max(0.02 * ceiling, 0.95 * bad)
+
+    0.95: the measure already is the room, so the cut only absorbs its error; botocore's
+    0.7 cost 3-9% of throughput on every event, and a dropped limit is found by the next
+    event anyway, whose span then holds the pause. The floor, 2% of the ceiling, keeps a
+    wrong lesson from driving the pace to nothing while leaving a ceiling 20x above the
+    room learnable (at 10% the pace could not go under twice the room there: it ran into
+    the limit and paused every window, 2-4% of starts answered 429).
+
+    **Recover, hold, probe**: one step per window of ``w`` seconds spent sending, taken
+    only if that window's starts reached half what the rate allowed (and 2): a tenant with
+    little work, or held back by the global slots, learns nothing (Netflix: no growth while
+    the limit is barely used).
+
+    1. Recover: back to ``0.98 * bad`` in one window, a step of the cut itself, however
+       small the rate (not +5% of a possibly tiny one).
+    2. Hold, from the end of the cut's pause, ``max(2 * w, 20 * R_min)``, ``R_min`` the
+       shortest Retry-After a cut has met: a failed probe costs about that much sending,
+       so probing at most once per 20 of them keeps it near 5% (a 2-window hold alone:
+       79% of ideal with whole-second Retry-Afters in a 2 s window).
+    3. Probe: each window multiplies the rate by ``1 + p``, ``p`` doubling from 0.25
+       (x1.25, x1.5, x2, x3): a limit that doubled back is found within 5 windows, a
+       wrong lesson from the floor is forgotten in 5 more. Cubic regrowth (botocore),
+       which climbs back fast right after the cut, answered 3.5x more starts with 429 and
+       lost a fifth of the throughput here, each 429 costing a whole pause.
+
+    Reaching the ceiling drops the spacing (``rate_rps`` None) and the lesson.
     """
 
     __slots__ = (
         "_bad_rps",
-        "_calm_windows",
         "_ceiling_rps",
-        "_decrease",
-        "_increase",
-        "_last_change",
+        "_cut_at",
+        "_first_start",
+        "_floor_rps",
+        "_hold_until",
         "_next_start",
+        "_pauses",
+        "_probe_share",
         "_rate_rps",
         "_starts",
+        "_step_at",
+        "_step_starts",
+        "_wait_s",
         "_window_s",
         "paused_until",
     )
 
-    def __init__(
-        self,
-        ceiling: TenantRate,
-        *,
-        window_s: float | None = None,
-        decrease: float = 0.95,
-        increase: float = 0.05,
-    ) -> None:
+    def __init__(self, ceiling: TenantRate, *, window_s: float | None = None) -> None:
         self._ceiling_rps = ceiling.max_requests / ceiling.period_s
-        self._window_s = window_s if window_s is not None else min(ceiling.period_s, 10.0)
-        self._decrease = decrease
-        self._increase = increase
-        self._rate_rps: float | None = None  # None: no learned limit (only the ceiling)
-        self._bad_rps = math.inf  # the achieved rate that drew the last 429
-        self._calm_windows = 0  # windows held just under it since
+        self._window_s = window_s if window_s is not None else ceiling.period_s
+        self._floor_rps = _FLOOR_SHARE * self._ceiling_rps
+        self._rate_rps: float | None = None  # None: no lesson (only the ceiling)
+        self._bad_rps = math.inf  # the measured rate that drew the last cut
+        self._wait_s = math.inf  # the shortest Retry-After a cut has met: what a probe costs
+        self._cut_at = -math.inf
+        self._hold_until = math.inf  # no probing before (the lesson's hold)
+        self._probe_share = 0.0  # the last probe's growth (doubles each window)
+        self._step_at = 0.0  # start of the window being judged
+        self._step_starts = 0
+        self._first_start: float | None = None
         self._next_start = 0.0
-        self._last_change = 0.0
-        self._starts: deque[float] = deque()
+        self._starts: deque[float] = deque()  # starts of the last window
+        self._pauses: deque[tuple[float, float]] = deque()  # disjoint (from, until), in order
         self.paused_until = 0.0
+
+    def __repr__(self) -> str:
+        rate = "ceiling" if self._rate_rps is None else f"{self._rate_rps:.3g}/s"
+        return (
+            f"<AdaptivePace rate={rate} ceiling={self._ceiling_rps:.3g}/s "
+            f"bad={self._bad_rps:.3g}/s paused_until={self.paused_until:.1f}>"
+        )
 
     @property
     def rate_rps(self) -> float | None:
-        """The learned rate in requests per second, or None while unthrottled."""
+        """The learned rate in requests per second, or None while only the ceiling holds."""
         return self._rate_rps
 
     def ready_at(self, now: float) -> float:
         """The earliest time the next request of this tenant may start (>= now)."""
-        return max(now, self.paused_until, self._next_start if self._rate_rps else now)
+        spaced = self._next_start if self._rate_rps is not None else now
+        return max(now, self.paused_until, spaced)
 
     def is_paused(self, now: float) -> bool:
         return now < self.paused_until
 
     def on_start(self, now: float) -> None:
-        """Record a request start and space the next one by the learned rate."""
-        self._starts.append(now)
+        """Record a request start, judge a finished window, space the next start."""
+        if self._first_start is None:
+            self._first_start = self._step_at = now
+        starts = self._starts
+        starts.append(now)
         horizon = now - self._window_s
-        while self._starts and self._starts[0] < horizon:
-            self._starts.popleft()
+        while starts[0] < horizon:
+            starts.popleft()
+        kept = min(horizon, self._step_at)  # pauses still inside a window being measured
+        while self._pauses and self._pauses[0][1] < kept:
+            self._pauses.popleft()
+        self._step_starts += 1
         if self._rate_rps is None:
             return
-        if now - self._last_change >= self._window_s:
-            below_bad = self._bad_rps * (1.0 - _PROBE_MARGIN)
-            if self._rate_rps < below_bad:
-                self._rate_rps = min(self._rate_rps * (1.0 + self._increase), below_bad)
-            elif self._calm_windows < _HOLD_WINDOWS:
-                self._calm_windows += 1  # hold just under the known limit a while first
-            else:
-                self._rate_rps *= 1.0 + self._increase / 10
-            self._last_change = now
-            if self._rate_rps >= self._ceiling_rps:
-                self._rate_rps = None
+        active = self._active_s(self._step_at, now)
+        if active >= self._window_s:
+            used = max(_MIN_JUDGED, _USED_SHARE * self._rate_rps * active)
+            if self._step_starts > used:  # this start belongs to the next window
+                self._step(now)
+            self._step_at, self._step_starts = now, 1
+            if self._rate_rps is None:
                 return
         self._next_start = max(self._next_start, now) + 1.0 / self._rate_rps
 
-    def on_throttled(self, now: float, wait_s: float) -> None:
-        """A throttled answer: pause the tenant for ``wait_s`` and lower the learned rate."""
-        self.paused_until = max(self.paused_until, now + wait_s)
-        if now - self._last_change < 0.5 and self._rate_rps is not None:
-            return  # answers to requests already in flight: decrease once per burst
-        horizon = now - self._window_s
-        achieved = sum(1 for t in self._starts if t >= horizon) / self._window_s
+    def on_throttled(
+        self,
+        now: float,
+        wait_s: float,
+        *,
+        kind: ThrottleKind = ThrottleKind.LIMIT,
+        started_at: float | None = None,
+    ) -> None:
+        """A throttled answer at ``now`` to a request started at ``started_at``: pause the
+        tenant for ``wait_s``; a tenant-wide 429 (``kind`` LIMIT) may also cut the rate."""
+        self._pause(now, now + max(0.0, wait_s))
+        if kind is not ThrottleKind.LIMIT:
+            return
+        sent = now if started_at is None else min(started_at, now)
+        if sent < self._cut_at:
+            return  # answers a request already on its way at the last cut: the same event
+        measured = self._measured_rps(sent, now, wait_s)
+        if measured is None:
+            return  # too few starts to tell a limit from chance
         current = self._rate_rps if self._rate_rps is not None else self._ceiling_rps
-        base = min(current, achieved) if achieved > 0 else current
-        self._bad_rps = base
-        self._calm_windows = 0
-        self._rate_rps = max(base * self._decrease, 1.0 / max(self._window_s, 1.0) / 10)
-        self._last_change = now
+        self._bad_rps = min(measured, current)
+        self._rate_rps = max(self._floor_rps, _BETA * self._bad_rps)
+        self._wait_s = min(self._wait_s, wait_s)
+        self._cut_at = now
+        hold = max(_HOLD_WINDOWS * self._window_s, _HOLD_PER_PAUSE * self._wait_s)
+        self._hold_until = self.paused_until + hold
+        self._probe_share = 0.0
+        self._step_at, self._step_starts = self.paused_until, 0
         self._next_start = self.paused_until
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _pause(self, start: float, until: float) -> None:
+        if until <= self.paused_until:
+            return
+        start = max(start, self.paused_until)
+        if self._pauses and self._pauses[-1][1] >= start:
+            start = self._pauses.pop()[0]
+        self._pauses.append((start, until))
+        self.paused_until = until
+
+    def _active_s(self, since: float, until: float) -> float:
+        """Seconds of ``[since, until)`` the tenant was not paused."""
+        paused = 0.0
+        for start, end in self._pauses:
+            overlap = min(until, end) - max(since, start)
+            if overlap > 0:
+                paused += overlap
+        return max(0.0, until - since - paused)
+
+    def _measured_rps(self, sent: float, now: float, wait_s: float) -> float | None:
+        if self._first_start is None:
+            return None
+        horizon = max(sent - self._window_s, self._first_start)
+        n = sum(1 for t in self._starts if horizon <= t < sent)
+        if n < _MIN_STARTS:
+            return None
+        span = min(self._window_s, self._active_s(horizon, sent) + (now - sent) + wait_s)
+        return n / span if span > 0 else None
+
+    def _step(self, now: float) -> None:
+        assert self._rate_rps is not None
+        target = (1.0 - _MARGIN) * self._bad_rps
+        if self._rate_rps < target:
+            self._rate_rps = target  # back in one window: a step of the cut itself
+        elif now >= self._hold_until:
+            self._probe_share = max(2.0 * self._probe_share, _PROBE_FIRST)
+            self._rate_rps *= 1.0 + self._probe_share
+        if self._rate_rps >= self._ceiling_rps:
+            self._rate_rps = None
+            self._bad_rps = math.inf
