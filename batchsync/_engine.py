@@ -43,9 +43,11 @@ from ._pacing import (
     RetryPolicy,
     Success,
     TenantRate,
+    ThrottleKind,
     Tries,
     assess,
     parse_retry_after,
+    throttle_kind,
 )
 from ._report import Outcome, ReportError, Settled, Status
 from ._rows import Item, Rejected, Row
@@ -463,6 +465,7 @@ class _Engine:
         job.attempts += 1
         if job.started_at is None:
             job.started_at = time.time()
+        sent_at = self._clock()  # tells the pace which of its cuts this answer can be about
         try:
             answer = await self._graph.send(
                 self._action.request(job.row), token=token.value, timeout_s=self._s.timeout_s
@@ -495,6 +498,8 @@ class _Engine:
             self.stats.throttled_answers += 1
             if job.oks_at_throttle is None:
                 job.oks_at_throttle = lane.oks
+        others_ok = job.oks_at_throttle is not None and lane.oks > job.oks_at_throttle
+        scope = throttle_kind(status, others_succeeded=others_ok)
         if isinstance(decision, Success):
             lane.oks += 1
             self._finish(lane, job, self._s.ok_status)
@@ -507,14 +512,19 @@ class _Engine:
             if decision.pause_s is not None:
                 # This row is out of tries, but the answer still holds the whole tenant:
                 # its other rows must not start inside the pause the server announced.
-                lane.pace.on_throttled(self._clock(), decision.pause_s)
+                lane.pace.on_throttled(
+                    self._clock(), decision.pause_s, kind=scope, started_at=sent_at
+                )
             error = decision.error
             message = self._action.explain(status, error.message, self._auth_mode)
             if error.kind is ErrorKind.THROTTLED:
                 message = f"{message}; {_throttle_scope(lane, job)}"
             self._finish(lane, job, Status.FAILED, dataclasses.replace(error, message=message))
-        elif decision.pause_tenant:
-            lane.pace.on_throttled(self._clock(), decision.wait_s)
+        elif decision.pause_tenant and not (
+            # A cooldown without Retry-After announced no pause: that object backs off alone.
+            scope is ThrottleKind.COOLDOWN and retry_after is None
+        ):
+            lane.pace.on_throttled(self._clock(), decision.wait_s, kind=scope, started_at=sent_at)
             log.info(
                 "tenant %s throttled (HTTP %s): pausing it %.1f s",
                 lane.tenant,
