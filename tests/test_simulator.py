@@ -583,6 +583,19 @@ async def test_connector_cooldown_is_per_connector(simulator: Simulator) -> None
     assert simulator.stats.syncs == {CONNECTOR: 1, OTHER_CONNECTOR: 1}
 
 
+async def test_first_requests_of_each_tenant_can_answer_503(simulator: Simulator) -> None:
+    """``http_503_first`` answers each tenant's first sync requests 503 + Retry-After, then 204."""
+    configure(simulator, throttle=NO_THROTTLE, faults=FaultConfig(http_503_first=2))
+    async with graph_client(simulator) as client:
+        token, other = await client.token(), await client.token(OTHER_TENANT)
+        answers = [await client.sync(token) for _ in range(3)]
+        first_other = await client.sync(other, connector=OTHER_CONNECTOR)
+    assert [a.status for a in answers] == [503, 503, 204]
+    assert answers[0].headers["Retry-After"] == "1"
+    assert first_other.status == 503
+    assert simulator.stats.faults["http_503_first"] == 3
+
+
 async def test_faults_are_deterministic_by_seed(simulator: Simulator) -> None:
     """The same seed gives the same fault sequence; another seed a different one."""
     faults = FaultConfig(

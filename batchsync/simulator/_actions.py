@@ -15,7 +15,8 @@ POST is checked in this order; the first rule that matches answers:
    Retry-After ``max(time until a slot frees, faults.retry_after_s)``; 429s are not counted
    as writes. Categories: "enrollment" (connectors, VPP tokens, DEP), "devices", and
    "androidForWork" (managed Google Play); Autopilot is in none (rules 4-5 skip it);
-6. one seeded fault draw (counted as a write: it reached the service);
+6. the tenant's first ``faults.http_503_first`` requests: 503 with Retry-After; then one
+   seeded fault draw (both counted as writes: they reached the service);
 7. the object does not exist: 404 ``ResourceNotFound`` (a connector in
    ``missing_connectors``; a device, VPP token or DEP setting not among the tenant's or in
    ``missing_objects``; a tenant in ``tenants_without_autopilot``); managed Google Play whose
@@ -251,6 +252,10 @@ class Actions:
             if slot_wait > 0:
                 wait = max(slot_wait, config.faults.retry_after_s)
                 return self._throttled(call, tenant, wait, enforce=category), False
+        core.sync_attempts[tenant] += 1
+        if core.sync_attempts[tenant] <= config.faults.http_503_first:
+            core.stats.faults["http_503_first"] += 1
+            return self._fault(call, tenant, "http_503_retry_after"), False
         fault = core.draw_fault()
         if fault is not None:
             core.stats.faults[fault] += 1

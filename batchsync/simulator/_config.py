@@ -95,7 +95,9 @@ class FaultConfig:
     request order give the same faults. ``http_429`` is a 429 storm independent of the write
     window (Retry-After ``retry_after_s`` in the throttle's form); ``retry_after_on_5xx`` adds
     Retry-After (``retry_after_s``, the throttle's form, "none" read as "seconds") to every
-    5xx fault, not only ``http_503_retry_after``.
+    5xx fault, not only ``http_503_retry_after``. ``http_503_first`` answers the first that
+    many sync requests of each tenant 503 with Retry-After ``retry_after_s`` before any draw
+    (a busy service on a tenant's very first requests).
     """
 
     seed: int = 0
@@ -112,6 +114,7 @@ class FaultConfig:
     token_unavailable_first: int = 0
     http_429: float = 0.0
     retry_after_on_5xx: bool = False
+    http_503_first: int = 0
 
     def __post_init__(self) -> None:
         probabilities = self.probabilities()
@@ -119,8 +122,11 @@ class FaultConfig:
             raise ValueError("fault probabilities must be within [0, 1]")
         if sum(p for _, p in probabilities) > 1.0 + 1e-9:
             raise ValueError("fault probabilities must sum to at most 1")
-        if self.slow_s < 0 or self.retry_after_s < 0 or self.token_unavailable_first < 0:
-            raise ValueError("slow_s, retry_after_s and token_unavailable_first must be >= 0")
+        counts = (self.token_unavailable_first, self.http_503_first)
+        if self.slow_s < 0 or self.retry_after_s < 0 or min(counts) < 0:
+            raise ValueError(
+                "slow_s, retry_after_s, token_unavailable_first and http_503_first must be >= 0"
+            )
 
     @classmethod
     def mixed(cls, rate: float, *, seed: int = 0) -> FaultConfig:

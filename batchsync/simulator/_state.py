@@ -245,6 +245,7 @@ class Core:
         )
         self.rng = random.Random(config.faults.seed)
         self.token_attempts: Counter[str] = Counter()
+        self.sync_attempts: Counter[str] = Counter()  # per tenant, for ``http_503_first``
         self.config = config
 
     def draw_fault(self) -> str | None:
