@@ -149,7 +149,7 @@ def drive(
         at = max(ready, bucket_free)
         if len(pending) >= concurrency:
             at = max(at, pending[0][0])
-        if pending and pending[0][0] < at:
+        if pending and pending[0][0] <= at:
             now = pending[0][0]  # an answer comes first: it may change the decision
             continue
         now = at

@@ -249,6 +249,21 @@ def test_a_wrong_lesson_is_forgotten(ceiling: tuple[int, float], wait: float) ->
     assert out.throttled == 1
 
 
+@pytest.mark.parametrize("back_at", [40.0, 41.0, 43.0, 47.0])
+def test_a_room_that_shrank_is_tried_again_first(back_at: float) -> None:
+    """50 per 2 s, halved from 20 s to ``back_at``: the probes jump straight back to 98% of
+    the old room (not x1.25 a window), so within 3 windows of its return the pace has it."""
+
+    def limit(t: float) -> int:
+        return 25 if 20.0 <= t < back_at else 50
+
+    ceiling = TenantRate(1000, 2.0)
+    server = SlidingWindow(limit=limit, window_s=2.0, whole_seconds=False)
+    out = drive(AdaptivePace(ceiling), server, ceiling=ceiling, duration_s=back_at + 10)
+    assert out.max_rate_between(back_at, back_at + 6.0, 500.0) == pytest.approx(0.98 * 25)
+    assert out.inside_pause == 0
+
+
 @SIMULATION
 @given(
     n=st.integers(min_value=20, max_value=200),
