@@ -39,6 +39,7 @@ __all__ = [
     "BENCH_DIR",
     "CLIENT_ID",
     "PY",
+    "REPO_DIR",
     "RESULTS_DIR",
     "BatchsyncRun",
     "FastServer",
@@ -190,8 +191,15 @@ class FastServer:
         limit: int = 0,
         window_s: float = 1.0,
         retry_after: str = "seconds",
+        limit_schedule: str = "",
+        graph_latency_max_s: float = 0.0,
+        busy_share: float = 0.0,
+        busy_retry_after_s: float = 1.0,
+        error_share: float = 0.0,
+        drop_share: float = 0.0,
+        seed: int = 0,
     ) -> None:
-        self.settings = {
+        self.settings: dict[str, Any] = {
             "server": "benchmarks/fastserver.py",
             "token_latency_s": token_latency_s,
             "graph_latency_s": graph_latency_s,
@@ -200,6 +208,17 @@ class FastServer:
             "window_s": window_s,
             "retry_after": retry_after,
         }
+        # Faults and a changing limit (throttle.py): named only when used.
+        extra: dict[str, Any] = {
+            "limit_schedule": limit_schedule,
+            "graph_latency_max_s": graph_latency_max_s,
+            "busy_share": busy_share,
+            "busy_retry_after_s": busy_retry_after_s if busy_share else 0,
+            "error_share": error_share,
+            "drop_share": drop_share,
+            "seed": seed,
+        }
+        self.settings.update({k: v for k, v in extra.items() if v})
         self.client_secret = secrets.token_urlsafe(24)
         self.client_id = CLIENT_ID
         self.url = ""
@@ -222,6 +241,16 @@ class FastServer:
             f"--window={s['window_s']}",
             f"--retry-after={s['retry_after']}",
         ]
+        flags = {
+            "limit_schedule": "--limit-schedule",
+            "graph_latency_max_s": "--graph-latency-max",
+            "busy_share": "--busy-share",
+            "busy_retry_after_s": "--busy-retry-after",
+            "error_share": "--error-share",
+            "drop_share": "--drop-share",
+            "seed": "--seed",
+        }
+        cmd += [f"{flag}={s[key]}" for key, flag in flags.items() if key in s]
         env = child_env({"FASTSERVER_CLIENT_SECRET": self.client_secret})
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, env=env

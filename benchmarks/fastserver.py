@@ -15,7 +15,13 @@ only what a run needs, cheaply, in its own process (``python benchmarks/fastserv
   ``fast.`` bearer token, else, when ``--limit`` is set, a per-tenant sliding window
   (``--limit`` requests per ``--window`` seconds; a 429 is not counted as a request; a
   request inside a Retry-After already announced to its tenant gets 429 again, as Graph
-  keeps counting), else 204 after ``--graph-latency``;
+  keeps counting; ``--limit-schedule 8:25,16:50`` changes the limit that many seconds
+  after each tenant's first request), then seeded faults (``--busy-share`` 503 with
+  ``Retry-After: --busy-retry-after``, ``--error-share`` 500, ``--drop-share`` connections
+  closed unanswered), else 204 after ``--graph-latency`` (up to ``--graph-latency-max``);
+  a request arriving inside a pause announced to its tenant (429 or 503), more than
+  200 ms after the announcement (already on its way) and 50 ms before its end (skew), is
+  counted in ``inside_pause``, as the simulator counts it;
 * ``GET /_bench/stats``: a few integer counters (and distinct client connections).
 
 It prints one JSON line on stdout when ready (``url``, ``ca_pem``, ``pid``) and serves until
@@ -32,6 +38,7 @@ import contextlib
 import hmac
 import math
 import os
+import random
 import signal
 import ssl
 import sys
@@ -54,11 +61,18 @@ class ServerConfig:
     """Latencies (seconds), the per-tenant limit and the expected client secret."""
 
     __slots__ = (
+        "busy_retry_after_s",
+        "busy_share",
         "client_secret",
         "discovery_latency_s",
+        "drop_share",
+        "error_share",
+        "graph_latency_max_s",
         "graph_latency_s",
         "limit",
+        "limit_schedule",
         "retry_after",
+        "seed",
         "token_latency_s",
         "window_s",
     )
@@ -68,19 +82,41 @@ class ServerConfig:
         *,
         token_latency_s: float = 0.0,
         graph_latency_s: float = 0.0,
+        graph_latency_max_s: float = 0.0,
         discovery_latency_s: float = 0.0,
         limit: int = 0,
         window_s: float = 1.0,
         retry_after: str = "seconds",
+        limit_schedule: tuple[tuple[float, int], ...] = (),
+        busy_share: float = 0.0,
+        busy_retry_after_s: float = 1.0,
+        error_share: float = 0.0,
+        drop_share: float = 0.0,
+        seed: int = 0,
         client_secret: str | None = None,
     ) -> None:
         self.token_latency_s = token_latency_s
         self.graph_latency_s = graph_latency_s
+        self.graph_latency_max_s = graph_latency_max_s
         self.discovery_latency_s = discovery_latency_s
         self.limit = limit
         self.window_s = window_s
         self.retry_after = retry_after
+        self.limit_schedule = limit_schedule
+        self.busy_share = busy_share
+        self.busy_retry_after_s = busy_retry_after_s
+        self.error_share = error_share
+        self.drop_share = drop_share
+        self.seed = seed
         self.client_secret = client_secret
+
+    def limit_at(self, since_first_s: float) -> int:
+        """The limit ``since_first_s`` seconds after a tenant's first request."""
+        limit = self.limit
+        for after_s, value in self.limit_schedule:
+            if since_first_s >= after_s:
+                limit = value
+        return limit
 
     def __repr__(self) -> str:
         return (
@@ -93,8 +129,12 @@ class _Counters:
     """Plain integers, read by ``/_bench/stats``."""
 
     __slots__ = (
+        "busy",
         "discovery",
+        "dropped",
+        "errors",
         "graph_peers",
+        "inside_pause",
         "request_no",
         "syncs",
         "throttled",
@@ -108,6 +148,10 @@ class _Counters:
         self.tokens = 0
         self.syncs = 0
         self.throttled = 0
+        self.busy = 0
+        self.errors = 0
+        self.dropped = 0
+        self.inside_pause = 0
         self.unauthorized = 0
         self.request_no = 0
         self.graph_peers: set[Any] = set()
@@ -119,20 +163,39 @@ class _Counters:
             "tokens": self.tokens,
             "syncs": self.syncs,
             "throttled": self.throttled,
+            "busy": self.busy,
+            "errors": self.errors,
+            "dropped": self.dropped,
+            "inside_pause": self.inside_pause,
             "unauthorized": self.unauthorized,
             "graph_connections": len(self.graph_peers),
             "token_connections": len(self.token_peers),
         }
 
 
+_IN_FLIGHT_S = 0.2  # after a pause is announced: requests already on their way
+_SKEW_S = 0.05  # before it ends: clock skew
+
+
 class _Window:
-    """One tenant's sliding window of accepted request times and announced pause."""
+    """One tenant's sliding window of accepted request times and announced pauses."""
 
-    __slots__ = ("paused_until", "starts")
+    __slots__ = ("announced_at", "announced_until", "first", "paused_until", "starts")
 
-    def __init__(self) -> None:
+    def __init__(self, now: float) -> None:
         self.starts: collections.deque[float] = collections.deque()
-        self.paused_until = 0.0
+        self.first = now
+        self.paused_until = 0.0  # a 429's pause: every request inside it gets 429 again
+        self.announced_at = 0.0  # any pause told (429 or 503): requests inside are counted
+        self.announced_until = 0.0
+
+    def announce(self, now: float, until: float) -> None:
+        if now >= self.announced_until:  # a new pause, not the extension of a running one
+            self.announced_at = now
+        self.announced_until = max(self.announced_until, until)
+
+    def inside_pause(self, now: float) -> bool:
+        return self.announced_at + _IN_FLIGHT_S <= now < self.announced_until - _SKEW_S
 
 
 def _retry_after(form: str, wait_s: float) -> tuple[str | None, float]:
@@ -168,6 +231,8 @@ def build_app(config: ServerConfig, url_holder: list[str]) -> web.Application:
     counters = _Counters()
     windows: dict[str, _Window] = {}
     loop_time = asyncio.get_running_loop().time  # built inside the serving loop
+    rng = random.Random(config.seed)
+    faulty = config.busy_share + config.error_share + config.drop_share > 0
 
     async def openid_configuration(request: web.Request) -> web.Response:
         counters.discovery += 1
@@ -239,12 +304,36 @@ def build_app(config: ServerConfig, url_holder: list[str]) -> web.Application:
         headers: dict[str, str] = {}
         if value is not None:
             window.paused_until = max(window.paused_until, now + announced)
+            window.announce(now, now + announced)
             headers["Retry-After"] = value
         return _json(
             {"error": {"code": "TooManyRequests", "message": "Too many requests."}},
             status=429,
             headers=headers,
         )
+
+    def fault(request: web.Request, window: _Window, now: float) -> web.Response | None:
+        """A seeded fault for this request, or None; a drop closes the connection."""
+        roll = rng.random()
+        if roll < config.busy_share:
+            counters.busy += 1
+            value, announced = _retry_after("seconds", config.busy_retry_after_s)
+            window.announce(now, now + announced)
+            return _json(
+                {"error": {"code": "ServiceUnavailable", "message": "Busy."}},
+                status=503,
+                headers={"Retry-After": value or "1"},
+            )
+        roll -= config.busy_share
+        if roll < config.error_share:
+            counters.errors += 1
+            return _json({"error": {"code": "InternalServerError", "message": "Oops."}}, 500)
+        if roll - config.error_share < config.drop_share:
+            counters.dropped += 1
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=204)  # never reaches the client
+        return None
 
     async def sync(request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
@@ -256,23 +345,35 @@ def build_app(config: ServerConfig, url_holder: list[str]) -> web.Application:
             )
         counters.graph_peers.add(_peer(request))
         await request.read()
-        if config.limit > 0:
+        if config.limit > 0 or faulty:
             tenant = auth[len(_BEARER) :]
+            now = loop_time()
             window = windows.get(tenant)
             if window is None:
-                window = windows[tenant] = _Window()
-            now = loop_time()
-            if now < window.paused_until:
-                return throttled(window, now, window.paused_until - now)
-            starts = window.starts
-            horizon = now - config.window_s
-            while starts and starts[0] <= horizon:
-                starts.popleft()
-            if len(starts) >= config.limit:
-                return throttled(window, now, starts[0] + config.window_s - now)
-            starts.append(now)
-        if config.graph_latency_s > 0:
-            await asyncio.sleep(config.graph_latency_s)
+                window = windows[tenant] = _Window(now)
+            if window.inside_pause(now):
+                counters.inside_pause += 1
+            limit = config.limit_at(now - window.first)
+            if limit > 0:
+                if now < window.paused_until:
+                    return throttled(window, now, window.paused_until - now)
+                starts = window.starts
+                horizon = now - config.window_s
+                while starts and starts[0] <= horizon:
+                    starts.popleft()
+                if len(starts) >= limit:  # wait until the window holds fewer than the limit
+                    free_at = starts[len(starts) - limit] + config.window_s
+                    return throttled(window, now, free_at - now)
+                starts.append(now)
+            if faulty:
+                answer = fault(request, window, now)
+                if answer is not None:
+                    return answer
+        latency = config.graph_latency_s
+        if config.graph_latency_max_s > latency:
+            latency = rng.uniform(latency, config.graph_latency_max_s)
+        if latency > 0:
+            await asyncio.sleep(latency)
         counters.syncs += 1
         counters.request_no += 1
         return web.Response(
@@ -323,6 +424,15 @@ async def _serve(config: ServerConfig, port: int, workdir: str) -> None:
         await runner.cleanup()
 
 
+def _schedule(text: str) -> tuple[tuple[float, int], ...]:
+    """``8:25,16:50`` -> ((8.0, 25), (16.0, 50))."""
+    steps = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        after, _, limit = part.partition(":")
+        steps.append((float(after), int(limit)))
+    return tuple(sorted(steps))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=0)
@@ -332,14 +442,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=0, help="requests per tenant per window")
     parser.add_argument("--window", type=float, default=1.0, help="seconds")
     parser.add_argument("--retry-after", choices=["seconds", "float", "none"], default="seconds")
+    parser.add_argument(
+        "--limit-schedule", type=_schedule, default=(), help="AFTER_S:LIMIT,... per tenant"
+    )
+    parser.add_argument("--graph-latency-max", type=float, default=0.0, help="seconds")
+    parser.add_argument("--busy-share", type=float, default=0.0, help="503 + Retry-After")
+    parser.add_argument("--busy-retry-after", type=float, default=1.0, help="seconds")
+    parser.add_argument("--error-share", type=float, default=0.0, help="500")
+    parser.add_argument("--drop-share", type=float, default=0.0, help="connections closed")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     config = ServerConfig(
         token_latency_s=args.token_latency,
         graph_latency_s=args.graph_latency,
+        graph_latency_max_s=args.graph_latency_max,
         discovery_latency_s=args.discovery_latency,
         limit=args.limit,
         window_s=args.window,
         retry_after=args.retry_after,
+        limit_schedule=args.limit_schedule,
+        busy_share=args.busy_share,
+        busy_retry_after_s=args.busy_retry_after,
+        error_share=args.error_share,
+        drop_share=args.drop_share,
+        seed=args.seed,
         client_secret=os.environ.get(_SECRET_ENV) or None,
     )
     with (
