@@ -356,7 +356,7 @@ class AdaptivePace:
     rate (one start over a 10 s window read as 0.1 rps and collapsed a tenant). The wait
     the server announces counts too: a sliding window that took a burst of N in 0.2 s
     and answers "wait 4.8 s" allows N per 5 s, not N per 0.2 s (measured without it, the
-    unknown-limit case fell from 94% to 80% of ideal with 4x the 429s); ``min(w, ...)``
+    unknown-limit case fell from 95% to 80% of ideal with 4x the 429s); ``min(w, ...)``
     keeps a Retry-After rounded up to whole seconds from understating a full window.
     Starts from ``s`` on are left out: they met the full window too. Fewer than 8 starts
     (Netflix waits for 10 samples) decide nothing: the pause is the whole answer.
@@ -368,7 +368,7 @@ class AdaptivePace:
         rate = max(0.02 * ceiling, 0.95 * bad)
 
     0.95: the measure already is the room, so the cut only absorbs its error; botocore's
-    0.7 cost 3-9% of throughput on every event, and a dropped limit is found by the next
+    0.7 cost 3-10% of throughput on every event, and a dropped limit is found by the next
     event anyway, whose span then holds the pause. The floor, 2% of the ceiling, keeps a
     wrong lesson from driving the pace to nothing while leaving a ceiling 20x above the
     room learnable (at 10% the pace could not go under twice the room there: it ran into
@@ -398,7 +398,7 @@ class AdaptivePace:
     ``k = 0``, and the room before it is remembered: the first probes jump straight back
     to it (to ``0.98`` of it), since the other app stopping is the likeliest change; one
     window there without a 429 makes it the lesson again, held the longest. In the limit
-    shifts case (the limit halves for 8 s) this finished in 76% of the schedule's ideal
+    shifts benchmark (the limit halves for 8 s) this finished in 77% of the ideal
     time, against 64% with a fixed 20-pause hold and geometric probes only.
 
     Reaching the ceiling drops the spacing (``rate_rps`` None) and the lesson.
