@@ -162,6 +162,16 @@ class _Lane:
         )
 
 
+def _too_long_a_pause(paused_for: float, settings: EngineSettings) -> ReportError:
+    return ReportError(
+        ErrorKind.THROTTLED,
+        "TooManyRequests",
+        f"the tenant is paused {paused_for:.0f} s more (the Retry-After Graph announced), "
+        f"longer than --max-retry-after {settings.retry.max_retry_after_s:g} s: not sent; "
+        "run again with --resume after the pause",
+    )
+
+
 def _throttle_scope(lane: _Lane, job: _Job) -> str:
     """Say whether the tenant or only this row's object was throttled (graph-notes: some
     Intune actions have a per-object cooldown, answered with 429 like a tenant limit)."""
@@ -432,6 +442,12 @@ class _Engine:
                 continue
             now = self._clock()
             ready = lane.pace.ready_at(now)
+            paused_for = lane.pace.paused_until - now
+            if paused_for > self._s.retry.max_retry_after_s:
+                # Graph announced a pause longer than the row may wait: it is not sent into
+                # the pause (Graph would count it), it ends now (rule 2 of _pacing).
+                self._finish(lane, job, Status.FAILED, _too_long_a_pause(paused_for, self._s))
+                continue
             if ready > now:
                 lane.pending.appendleft(job)
                 self.stats.paused_tenants += 1

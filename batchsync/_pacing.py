@@ -266,14 +266,20 @@ def _throttled(
     code: str | None,
     message: str,
 ) -> Decision:
-    """The decision for a throttled answer, the row's ``throttled``-th."""
+    """The decision for a throttled answer, the row's ``throttled``-th.
+
+    Rule 2's pause is kept whatever becomes of the row: a row out of tries, or told to wait
+    longer than ``max_retry_after_s``, gives up, but the announced wait still holds every
+    other request of the tenant (``GiveUp.pause_s``): Graph counts requests made inside it.
+    A Retry-After shorter than the floor of a 429 without one (``0`` is common) is treated
+    as no Retry-After: it would otherwise retry at once, again and again.
+    """
     code = code or "TooManyRequests"
-    # A row out of tries still leaves the tenant paused for what the server announced.
-    pause = (
-        retry_after_s
-        if retry_after_s is not None and retry_after_s <= policy.max_retry_after_s
-        else None
-    )
+    base = max(policy.backoff_base_s, 1.0)
+    floor = min(policy.backoff_cap_s, base) / 2  # a throttled tenant needs real rest
+    if retry_after_s is not None and retry_after_s < floor:
+        retry_after_s = None
+    pause = retry_after_s
     if throttled > policy.max_throttled:
         return GiveUp(
             ReportError(
@@ -285,10 +291,8 @@ def _throttled(
             pause_s=pause,
         )
     if retry_after_s is None:
-        base = max(policy.backoff_base_s, 1.0)
         wait = backoff_s(throttled, base_s=base, cap_s=policy.backoff_cap_s, draw=draw)
-        # Keep a floor of half the un-jittered ceiling: a throttled tenant needs real rest.
-        wait = max(wait, min(policy.backoff_cap_s, base) / 2)
+        wait = max(wait, floor)
     else:
         wait = retry_after_s
     if wait > policy.max_retry_after_s:
@@ -297,7 +301,8 @@ def _throttled(
                 ErrorKind.THROTTLED,
                 code,
                 f"Retry-After {wait:g} s exceeds --max-retry-after {policy.max_retry_after_s:g} s",
-            )
+            ),
+            pause_s=pause,
         )
     return Retry(wait_s=wait, pause_tenant=True, throttled=True)
 

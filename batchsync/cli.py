@@ -484,7 +484,7 @@ def demo(action: str, quiet: bool, verbose: int) -> None:
 @click.option(
     "--retry-after",
     "retry_after_form",
-    type=click.Choice(["seconds", "float", "date", "none"]),
+    type=click.Choice(["seconds", "float", "date", "none", "zero"]),
     default="seconds",
     show_default=True,
     help="Form of Retry-After on 429 (none: no header, like Intune).",

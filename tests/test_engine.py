@@ -137,7 +137,8 @@ async def test_request_timeout_is_kind_timeout(tmp_path: Path) -> None:
 
 
 async def test_huge_retry_after_fails_row_throttled(tmp_path: Path) -> None:
-    """A Retry-After beyond --max-retry-after ends the row throttled instead of sleeping."""
+    """A Retry-After beyond --max-retry-after ends the row throttled instead of sleeping, and
+    the tenant's next row is not sent into that pause."""
     rows = make_rows(1, 3)
     cfg = SimulatorConfig(
         throttle=ThrottleConfig(write_limit=1, window_s=3600.0, retry_after="seconds"),
@@ -157,7 +158,7 @@ async def test_huge_retry_after_fails_row_throttled(tmp_path: Path) -> None:
     assert statuses == {"ok": 1, "failed": 2}
     failed = [r for r in out if r["status"] == "failed"]
     assert {r["error"]["kind"] for r in failed} == {"throttled"}
-    assert all(r["http_status"] == 429 for r in failed)
+    assert sorted((r["http_status"] or 0, r["attempts"]) for r in failed) == [(0, 0), (429, 1)]
 
 
 async def test_fairness_small_tenant_not_starved(tmp_path: Path) -> None:
@@ -491,3 +492,88 @@ async def test_engine_draws_every_backoff_from_its_rng(tmp_path: Path, draw: flo
     assert {o.status.value for o in outcomes} == {"ok"}
     assert sum(o.attempts for o in outcomes) == answers > 10  # some rows were retried
     assert rng.calls == answers  # one draw per answer, none from anywhere else
+
+
+async def test_a_pause_longer_than_max_retry_after_holds_the_tenant(tmp_path: Path) -> None:
+    """Retry-After 40 s with --max-retry-after 10: the rows end throttled, none is sent into
+    the announced pause (each would draw another 429), and the run does not wait it out."""
+    rows = make_rows(1, 12)
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=5, window_s=20.0, retry_after="seconds"),
+        faults=FaultConfig(retry_after_s=40.0),
+    )
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(
+            concurrency=1,
+            tenant_rate=TenantRate(1000, 1.0),
+            retry=dataclasses.replace(FAST_RETRY, max_retry_after_s=10.0),
+        )
+        async with asyncio.timeout(30):  # a run that slept out the 40 s would not end here
+            await run_batch(
+                sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+            )
+        out = read_report(report)
+        during = sim.stats.requests_during_pause
+        throttled = sum(sim.stats.throttled.values())
+    statuses = Counter(r["status"] for r in out)
+    assert statuses == {"ok": 5, "failed": 7}
+    assert {r["error"]["kind"] for r in out if r["error"]} == {"throttled"}
+    assert throttled == 1  # one 429 announced the pause; nothing after it asked for another
+    assert during == 0
+    unsent = [r for r in out if r["status"] == "failed" and r["attempts"] == 0]
+    assert len(unsent) == 6
+    assert "longer than --max-retry-after 10 s: not sent" in unsent[0]["error"]["message"]
+
+
+@pytest.mark.parametrize("form", ["zero", "none"])
+async def test_retry_after_zero_gets_the_backoff_of_no_retry_after(
+    tmp_path: Path, form: str
+) -> None:
+    """``Retry-After: 0`` is rested like a 429 without one: no storm of 429s, every row ok, as
+    with no header at all."""
+    rows = make_rows(1, 15)
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=5, window_s=2.0, retry_after=form),  # type: ignore[arg-type]
+        faults=FaultConfig(retry_after_s=0.0),
+    )
+    async with run_simulator(cfg) as sim:
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(concurrency=4, tenant_rate=TenantRate(1000, 1.0), retry=FAST_RETRY)
+        await run_batch(
+            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+        )
+        out = read_report(report)
+        throttled = sum(sim.stats.throttled.values())
+    assert {r["status"] for r in out} == {"ok"}
+    assert throttled < 40  # without the floor: a retry loop with no rest (195 in the issue)
+
+
+async def test_an_object_in_cooldown_does_not_starve_its_tenant(tmp_path: Path) -> None:
+    """One connector always answers 429 without Retry-After (its own cooldown): it backs off
+    alone, bounded, and its 20 siblings of the tenant go on and end ok."""
+    rows = make_rows(1, 21)
+    c = rows[0][1]
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=0, connector_cooldown_s=600.0, retry_after="none")
+    )
+    async with run_simulator(cfg) as sim:
+        # The first connector was synced a moment ago: it is in its cooldown for 10 minutes.
+        prime = write_csv(tmp_path / "prime.csv", [rows[0]])
+        await run_batch(sim_config(sim, prime, tmp_path / "prime.jsonl"))
+        report = tmp_path / "r.jsonl"
+        engine = EngineSettings(
+            concurrency=1,
+            tenant_rate=TenantRate(1000, 1.0),
+            retry=dataclasses.replace(FAST_RETRY, max_throttled=4),
+        )
+        async with asyncio.timeout(60):
+            await run_batch(
+                sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
+            )
+        out = read_report(report)
+    by_connector = {r["connector"]: r for r in out}
+    assert by_connector[c]["status"] == "failed"
+    assert by_connector[c]["error"]["kind"] == "throttled"
+    assert "per-object cooldown" in by_connector[c]["error"]["message"]
+    assert sum(r["status"] == "ok" for r in out) == 20

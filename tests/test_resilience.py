@@ -512,7 +512,8 @@ async def test_429_storm_longer_than_max_throttled(tmp_path: Path) -> None:
 @pytest.mark.parametrize("status", [429, 503, 504, 500])
 async def test_huge_retry_after_is_never_slept(tmp_path: Path, status: int, form: str) -> None:
     """Retry-After of two hours: throttled answers end the row throttled at once (not after an
-    hour of sleep); on a 500 it is ignored and the row backs off as usual."""
+    hour of sleep), and the tenant's rows not yet sent are not sent into that pause; on a 500
+    it is ignored and the row backs off as usual."""
     fault = "http_429" if status == 429 else _FAULT_OF[status]
     cfg = SimulatorConfig(
         throttle=ThrottleConfig(write_limit=0, retry_after=form),  # type: ignore[arg-type]
@@ -527,7 +528,11 @@ async def test_huge_retry_after_is_never_slept(tmp_path: Path, status: int, form
         assert {r["attempts"] for r in out} == {2}
     else:
         assert _kinds(out) == {("failed", "throttled"): 4}
-        assert {(r["attempts"], r["throttled"], r["http_status"]) for r in out} == {(1, 1, status)}
+        sent = [r for r in out if r["attempts"]]
+        assert {(r["attempts"], r["throttled"], r["http_status"]) for r in sent} == {(1, 1, status)}
+        assert {r["tenant"] for r in sent} == {r["tenant"] for r in out}  # one answer a tenant
+        unsent = [r for r in out if not r["attempts"]]
+        assert {(r["throttled"], r["http_status"]) for r in unsent} <= {(0, None)}
         assert all("--max-retry-after" in r["error"]["message"] for r in out)
 
 

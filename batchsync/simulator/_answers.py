@@ -53,7 +53,8 @@ def format_retry_after(
 
     Values are rounded up, so a client that waits exactly what it was told never arrives
     early: "seconds" is a whole number (at least 1), "float" has three decimals, "date" is
-    the next whole second as an HTTP-date; "none" announces nothing.
+    the next whole second as an HTTP-date; "none" announces nothing; "zero" says ``0``
+    whatever the wait (a server that says "now" and means later: the client must rest).
     """
     if form == "seconds":
         seconds = max(1, math.ceil(wait_s))
@@ -64,6 +65,8 @@ def format_retry_after(
     if form == "date":
         target = math.ceil(now_wall + wait_s)
         return email.utils.formatdate(target, usegmt=True), target - now_wall
+    if form == "zero":
+        return "0", 0.0
     return None, 0.0
 
 

@@ -26,8 +26,8 @@ __all__ = [
 
 DEFAULT_CLIENT_ID = "5f1c0e2a-4b3d-4c6e-9a7b-0d1e2f3a4b5c"
 
-RetryAfterForm = Literal["seconds", "float", "date", "none"]
-_RETRY_AFTER_FORMS = ("seconds", "float", "date", "none")
+RetryAfterForm = Literal["seconds", "float", "date", "none", "zero"]
+_RETRY_AFTER_FORMS = ("seconds", "float", "date", "none", "zero")
 VppSyncBody = Literal["entity", "value", "none"]
 _VPP_SYNC_BODIES = ("entity", "value", "none")
 # Intune's throttling categories (actions.md section 0) with the share of ``write_limit``
