@@ -57,11 +57,12 @@ def _sniff_encoding(prefix: bytes) -> str:
     if prefix.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
     if len(prefix) == 4:
-        # No BOM: a header or JSON line never starts with NUL, so zeros in every other byte
-        # mean UTF-16 without a BOM.
-        if prefix[0] and not prefix[1] and prefix[2] and not prefix[3]:
+        # No BOM: a header or JSON line starts with a printable character, so one followed
+        # (or preceded) by NUL, then another non-NUL/NUL pair, is UTF-16 without a BOM. A
+        # control character first (a UTF-8 file of NULs and line ends) stays UTF-8.
+        if prefix[0] >= 0x20 and not prefix[1] and prefix[2] and not prefix[3]:
             return "utf-16-le"
-        if not prefix[0] and prefix[1] and not prefix[2] and prefix[3]:
+        if not prefix[0] and prefix[1] >= 0x20 and not prefix[2] and prefix[3]:
             return "utf-16-be"
     return "utf-8-sig"
 

@@ -355,6 +355,14 @@ def test_csv_utf16_without_bom_is_detected(encoding: str) -> None:
     assert parse(text.encode(encoding)) == [Row(1, "contoso.com", G1, SyncType.DELTA)]
 
 
+@pytest.mark.parametrize("data", [b"\x00\n\x00\n", b"\n\x00\n\x00"])
+def test_utf8_nuls_and_line_ends_are_not_mistaken_for_utf16(data: bytes) -> None:
+    """NUL bytes between line ends are two damaged UTF-8 lines, not one UTF-16 line."""
+    found = parse(data, "jsonl")
+    assert [item.line for item in found] == [1, 2]
+    assert all(isinstance(item, Rejected) for item in found)
+
+
 def test_csv_utf16_odd_trailing_byte_rejects_the_last_row() -> None:
     """A truncated UTF-16 file rejects only its damaged last row."""
     data = f"tenant,connector\r\ncontoso.com,{G1}\r\nfabrikam.com,{G2}".encode("utf-16") + b"\x00"
