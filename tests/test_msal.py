@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,31 @@ async def test_untrusted_authority_stops_the_run(tmp_path: Path) -> None:
             with pytest.raises(RunStoppingAuthError):
                 await provider.get("t2")
     assert sum(server.requests.values()) == 0  # the handshake failed: no request was read
+
+
+# --- what a failed token request keeps --------------------------------------------------------
+
+
+async def test_token_5xx_keeps_entra_code_and_message(tmp_path: Path) -> None:
+    """A 503 whose body is Entra's error (AADSTS90033) keeps that code and its sentence, though
+    MSAL raises a bare MsalServiceError for any 5xx."""
+    from batchsync._errors import AuthError
+    from batchsync.simulator import FaultConfig, run_simulator
+
+    async with run_simulator() as sim:
+        sim.set_config(
+            dataclasses.replace(sim.config, faults=FaultConfig(token_unavailable_first=9))
+        )
+        settings = AuthSettings(client_id=sim.config.client_id, refresh_token=sim.refresh_token)
+        async with TokenProvider(
+            settings,
+            endpoints_for(sim.url),
+            ca_bundle=sim.ca_pem_path,
+            retry_attempts=2,
+            retry_base_s=0.001,
+        ) as provider:
+            with pytest.raises(AuthError) as info:
+                await provider.get("contoso.onmicrosoft.com")
+    assert not isinstance(info.value, RunStoppingAuthError)
+    assert info.value.code == "AADSTS90033"
+    assert "A transient error has occurred" in info.value.message

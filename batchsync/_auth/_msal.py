@@ -56,10 +56,12 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ResponseInfo:
-    """Status and ``Retry-After`` (seconds) of the last response seen on this thread."""
+    """Status, ``Retry-After`` (seconds) and Entra's error, if its body held one, of the last
+    response seen on this thread."""
 
     status: int | None = None
     retry_after_s: float | None = None
+    entra: EntraError | None = None
 
 
 def _retry_after_s(response: requests.Response) -> float | None:
@@ -68,6 +70,20 @@ def _retry_after_s(response: requests.Response) -> float | None:
 
 class AnswerTooLarge(requests.exceptions.RequestException):
     """Entra's answer passed ``MAX_ENTRA_BODY`` (after decompression); it was not read."""
+
+
+def _entra_in_body(status: int, body: bytes) -> EntraError | None:
+    """Entra's error in an error answer's body: MSAL raises a bare ``MsalServiceError`` for
+    any 5xx, so the body is the only place its code and message survive."""
+    if status < 400 or not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not ("error" in doc or "error_codes" in doc):
+        return None
+    return entra_error_from_response(doc, status=status)
 
 
 class LoopSession:
@@ -144,6 +160,7 @@ class LoopSession:
         self._local.info = ResponseInfo(
             status=response.status_code,
             retry_after_s=_retry_after_s(response),
+            entra=_entra_in_body(response.status_code, response.content),
         )
         return response
 
@@ -472,7 +489,7 @@ def classify_exception(exc: BaseException, info: ResponseInfo, endpoints: Endpoi
         info.status is not None and (info.status == 429 or info.status >= 500)
     ):
         status = info.status
-        entra = _entra_in_chain(exc, status)
+        entra = info.entra or _entra_in_chain(exc, status)
         if entra is not None:
             return Failure(classify(entra), entra=entra, retry_after_s=retry_after)
         return Failure(
