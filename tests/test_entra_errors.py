@@ -89,6 +89,21 @@ def test_unknown_codes_fail_the_tenant(code: int) -> None:
     )
 
 
+def test_refresh_token_entra_does_not_know_stops_the_run() -> None:
+    """``invalid_grant`` AADSTS9002313 refuses the refresh token every tenant shares: the run
+    stops, pointing at BATCHSYNC_REFRESH_TOKEN and `batchsync login`; an ``invalid_grant``
+    with a tenant's code still fails that tenant only."""
+    refused = entra_error_from_response(_body(9002313, "invalid_grant"))
+    assert classify(refused) is TokenVerdict.RUN_STOP
+    text = describe(refused, tenant="t")
+    assert "BATCHSYNC_REFRESH_TOKEN" in text
+    assert "batchsync login" in text
+    for code in (50020, 53003, 65001, 90099):
+        assert classify(entra_error_from_response(_body(code, "invalid_grant"))) is (
+            TokenVerdict.TENANT
+        )
+
+
 def test_temporarily_unavailable_is_retried_whatever_the_code() -> None:
     """``temporarily_unavailable`` is retried, even with an unknown code or none."""
     assert classify(EntraError(error="temporarily_unavailable")) is TokenVerdict.RETRY

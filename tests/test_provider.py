@@ -288,6 +288,23 @@ async def test_revoked_refresh_token_stops_the_run(sim: Simulator) -> None:
     assert info.value.code == "AADSTS700082"
 
 
+async def test_unknown_refresh_token_stops_the_run_after_one_refusal(sim: Simulator) -> None:
+    """A refresh token Entra does not know (invalid_grant, AADSTS9002313) is refused once,
+    for the first tenant; every tenant then fails with that refusal, sending nothing more."""
+    settings = AuthSettings(client_id=sim.config.client_id, refresh_token="0.AXkA-not-known")
+    tenants = [f"c{i}.onmicrosoft.com" for i in range(20)]
+    async with provider_for(sim, settings) as provider:
+        results = await asyncio.gather(*(provider.get(t) for t in tenants), return_exceptions=True)
+    assert all(isinstance(r, RunStoppingAuthError) for r in results), results
+    assert {r.code for r in results if isinstance(r, AuthError)} == {"AADSTS9002313"}
+    first = results[0]
+    assert isinstance(first, AuthError)
+    assert "BATCHSYNC_REFRESH_TOKEN" in first.message
+    assert "batchsync login" in first.message
+    assert "0.AXkA-not-known" not in first.message
+    assert sim.stats.token_requests.total() == 1
+
+
 async def test_token_concurrency_bounds_requests(sim: Simulator) -> None:
     """At most token_concurrency token requests run at once."""
     configure(sim, token_latency_s=0.05)

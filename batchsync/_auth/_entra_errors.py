@@ -8,6 +8,9 @@ Rules (graph-notes.md, "Entra errors: what to do with them"):
    AADSTS code that names a single tenant's problem (the app missing in *that* tenant,
    an unknown tenant) keeps the failure to that tenant, whatever ``error`` says, so one
    customer's missing consent never stops the other customers.
+   ``invalid_grant`` with a code that refuses the refresh token itself
+   (``REFRESH_TOKEN_CODES``: Entra does not know it) stops the run too: every tenant
+   redeems that one token, so the first refusal speaks for all of them.
 3. Then the AADSTS code, from the tables below; HTTP 429 and 5xx are retried.
 4. Anything unknown fails that tenant only: stopping the run on a guess would hurt more.
 
@@ -26,6 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
+    "REFRESH_TOKEN_CODES",
     "RETRY_CODES",
     "RUN_STOP_CODES",
     "TENANT_CODES",
@@ -79,6 +83,15 @@ RUN_STOP_CODES: Mapping[int, str] = {
     7000218: (
         "the app needs a client secret or certificate for this flow; enable 'Allow public "
         "client flows' in the app registration, or pass --client-secret / --certificate"
+    ),
+}
+
+# invalid_grant + code: the refresh token every tenant redeems was refused as such. Alone
+# (with another ``error``) such a code may be any malformed request: rule 4 applies then.
+REFRESH_TOKEN_CODES: Mapping[int, str] = {
+    9002313: (
+        "Entra does not know this refresh token (malformed, cut short, or issued to another "
+        f"app or cloud); {_SIGN_IN_AGAIN}"
     ),
 }
 
@@ -231,6 +244,8 @@ def classify(err: EntraError) -> TokenVerdict:
         return TokenVerdict.TENANT
     if err.error in _RUN_STOP_ERRORS:
         return TokenVerdict.RUN_STOP
+    if err.error == "invalid_grant" and any(code in REFRESH_TOKEN_CODES for code in err.codes):
+        return TokenVerdict.RUN_STOP
     for code in err.codes:
         if code in RUN_STOP_CODES:
             return TokenVerdict.RUN_STOP
@@ -242,6 +257,10 @@ def classify(err: EntraError) -> TokenVerdict:
 
 
 def _advice(err: EntraError, action: TokenVerdict) -> str:
+    if err.error == "invalid_grant":
+        for code in err.codes:
+            if code in REFRESH_TOKEN_CODES:
+                return REFRESH_TOKEN_CODES[code]
     for code in err.codes:
         for table in (RUN_STOP_CODES, TENANT_CODES, RETRY_CODES):
             if code in table:
