@@ -501,7 +501,9 @@ class _Engine:
         before = job.tries
         decision, job.tries = assess(
             self._s.retry,
-            before,
+            # A token already renewed after a 401 gets no second refresh, whichever row sees
+            # it refused: one refresh per tenant and token, not one per row.
+            dataclasses.replace(before, refreshed=True) if token.renewed else before,
             status=status,
             ok=status is not None and self._action.succeeded(status),
             failure=answer.failure,

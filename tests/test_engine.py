@@ -279,6 +279,26 @@ async def test_graph_401_refreshes_token_once(tmp_path: Path) -> None:
     assert sorted(tokens.invalidated) == sorted({r[0] for r in rows})
 
 
+async def test_graph_401_forever_refreshes_once_per_tenant(tmp_path: Path) -> None:
+    """Graph refusing every token of a tenant costs one refresh for the tenant, not one per
+    row or two: 40 rows, 2 token requests, every row failed ``auth``."""
+    tenant = tenant_id(0)
+    rows = make_rows(1, 40)
+    cfg = SimulatorConfig(
+        throttle=ThrottleConfig(write_limit=0), refused_token_tenants=frozenset({tenant})
+    )
+    async with run_simulator(cfg) as sim:
+        config = sim_config(sim, write_csv(tmp_path / "in.csv", rows), tmp_path / "r.jsonl")
+        async with asyncio.timeout(30):
+            await run_batch(config)
+        stats = sim.stats.snapshot()
+    out = read_report(tmp_path / "r.jsonl")
+    _assert_one_line_per_row(out, 40)
+    assert Counter((r["status"], r["error"]["kind"]) for r in out) == {("failed", "auth"): 40}
+    assert stats.token_requests[(tenant, "refresh_token")] == 2
+    assert stats.unauthorized <= 40 + config.engine.concurrency
+
+
 async def test_dry_run_sends_nothing(tmp_path: Path) -> None:
     """--dry-run writes planned lines and contacts neither Entra nor Graph."""
     rows = make_rows(3, 2)

@@ -453,7 +453,10 @@ class TokenProvider:
         expires_in = result.get("expires_in")
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
         token = AccessToken(
-            value=str(result["access_token"]), expires_at=started + lifetime, tenant=tenant
+            value=str(result["access_token"]),
+            expires_at=started + lifetime,
+            tenant=tenant,
+            renewed=st.force_fresh,  # asked for because Graph refused the one before
         )
         # Refresh ``refresh_margin_s`` before expiry, but keep short-lived tokens half
         # their life so they are not re-acquired on every call.

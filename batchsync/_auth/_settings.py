@@ -66,11 +66,16 @@ class AuthSettings:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AccessToken:
-    """A bearer token for one tenant; ``expires_at`` is on the provider's clock."""
+    """A bearer token for one tenant; ``expires_at`` is on the provider's clock.
+
+    ``renewed``: issued in place of a token Graph refused (401). A 401 for it is not
+    refreshed again: the refresh-once rule holds per tenant and token, not per row.
+    """
 
     value: str = dataclasses.field(repr=False)
     expires_at: float  # monotonic seconds (the provider's clock)
     tenant: str
+    renewed: bool = False
 
 
 class TokenSource(Protocol):

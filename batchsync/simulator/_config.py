@@ -190,6 +190,9 @@ class SimulatorConfig:
     tenant_errors: Mapping[str, int] = dataclasses.field(default_factory=dict)
     unknown_tenants: frozenset[str] = frozenset()
     forbidden_tenants: frozenset[str] = frozenset()
+    # Graph answers 401 to every token of these tenants, however fresh (a session revoked
+    # for Graph while Entra still issues tokens): the "401 forever" mode.
+    refused_token_tenants: frozenset[str] = frozenset()
     missing_connectors: frozenset[str] = frozenset()
     connectors_per_tenant: Mapping[str, int] | None = None
     # connector id -> the ``status`` its listing shows (none, connectionPending, connected,
@@ -230,6 +233,7 @@ class SimulatorConfig:
             "tenant_errors": {k.lower(): int(v) for k, v in self.tenant_errors.items()},
             "unknown_tenants": _lower_set(self.unknown_tenants),
             "forbidden_tenants": _lower_set(self.forbidden_tenants),
+            "refused_token_tenants": _lower_set(self.refused_token_tenants),
             "missing_connectors": _lower_set(self.missing_connectors),
             "gdap_customers": tuple(self.gdap_customers),
             "connector_status": {k.lower(): v for k, v in self.connector_status.items()},

@@ -18,8 +18,8 @@ does for any path it does not know):
 - the reads of ``_listing`` (its docstring has their rules): those collections, one object
   of each, the two singletons, and ``{v}/tenantRelationships/delegatedAdminCustomers``.
 
-A request with a missing, forged or expired bearer token answers 401
-``InvalidAuthenticationToken`` before anything else. Requests of a tenant arriving before
+A request with a missing, forged or expired bearer token, or one of a tenant in
+``refused_token_tenants``, answers 401 ``InvalidAuthenticationToken`` before anything else. Requests of a tenant arriving before
 the end of any Retry-After announced to it (429 or 503), or to the object they are for
 (an object's own cooldown, Autopilot's 409/429), are counted in
 ``stats.requests_during_pause``, except those within 200 ms of the announcement (already on
@@ -137,6 +137,9 @@ class Graph:
                 tenant = core.mint.open_access_token(token.strip(), now=time.time()).tenant
             except TokenInvalid as exc:
                 problem = exc.reason
+            else:
+                if tenant in core.config.refused_token_tenants:
+                    problem = "Access token validation failure: the session has been revoked."
         if problem is not None:
             core.stats.unauthorized += 1
             if action is not None:
