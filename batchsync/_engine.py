@@ -21,6 +21,7 @@ Shape of a run (all tasks belong to one ``asyncio.TaskGroup``)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -213,6 +214,7 @@ class _Engine:
         self._window = asyncio.Semaphore(settings.lookahead)
         self._eof = False
         self._stop_error: RunStoppingAuthError | None = None
+        self._stopped = asyncio.Event()  # set with _stop_error: sleeping rows wake and fail
         self._interrupted = False
         self._reader: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
@@ -421,6 +423,7 @@ class _Engine:
         if self._stop_error is not None:
             return
         self._stop_error = exc
+        self._stopped.set()
         self.stats.stop_reason = exc.message
         log.error("%s", exc.message)
         for lane in list(self._lanes.values()):
@@ -452,7 +455,7 @@ class _Engine:
                 lane.pending.appendleft(job)
                 self.stats.paused_tenants += 1
                 try:
-                    await asyncio.sleep(ready - now)
+                    await self._sleep_unless_stopped(ready - now)
                 finally:
                     self.stats.paused_tenants -= 1
                 continue
@@ -554,8 +557,15 @@ class _Engine:
             if self._interrupted:
                 return  # no retry will start now: the row ends `interrupted` at once
             job.state = _State.SLEEPING
-            await asyncio.sleep(decision.wait_s)
+            await self._sleep_unless_stopped(decision.wait_s)
             self._requeue(lane, job, front=False)
+
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        """Sleep out a pause or a backoff, but no longer than the run goes on: once a
+        run-stopping auth error is known, the sleeping rows fail at once."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopped.wait()
 
     def _requeue(self, lane: _Lane, job: _Job, *, front: bool) -> None:
         job.state = _State.QUEUED

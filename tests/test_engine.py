@@ -6,12 +6,22 @@ import asyncio
 import dataclasses
 import os
 import signal
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import FAST_RETRY, make_rows, read_report, sim_config, tenant_id, write_csv
+from _support import (
+    FAST_RETRY,
+    connector_id,
+    make_rows,
+    read_report,
+    sim_config,
+    tenant_id,
+    write_csv,
+)
 
 from batchsync._auth import AccessToken, AuthMode
 from batchsync._engine import EngineSettings
@@ -222,6 +232,60 @@ async def test_run_stopping_error_fails_every_row(tmp_path: Path) -> None:
     assert stats.stop_reason
     assert "secret" in stats.stop_reason.lower()
     assert "wrong-secret-value" not in report.read_text()
+
+
+async def test_run_stop_wakes_a_tenant_sleeping_out_a_retry_after(tmp_path: Path) -> None:
+    """A run-stopping auth error ends a tenant's 120 s Retry-After pause at once: its row
+    fails ``auth`` now, not when the pause would have run out."""
+    from batchsync._action import ExchangeConnectorSync
+    from batchsync._auth import TokenProvider
+    from batchsync._engine import run_engine
+    from batchsync._graph import GraphClient
+    from batchsync._net import open_session
+    from batchsync._rows import Row, SyncType
+
+    a, b = tenant_id(0), tenant_id(1)
+    gate = threading.Event()
+
+    def rows() -> Iterator[Row]:
+        yield Row(1, a, connector_id(a, 0), SyncType.DELTA)
+        yield Row(2, a, connector_id(a, 1), SyncType.DELTA)
+        gate.wait(30)  # on the engine's reader thread: tenant b's row comes later
+        yield Row(3, b, connector_id(b, 0), SyncType.DELTA)
+
+    cfg = SimulatorConfig(throttle=ThrottleConfig(write_limit=1, window_s=120.0))
+    async with run_simulator(cfg) as sim:
+        config = sim_config(sim, tmp_path / "unused.csv", tmp_path / "r.jsonl")
+        outcomes: list[Outcome] = []
+        async with (
+            TokenProvider(config.auth, config.endpoints, ca_bundle=sim.ca_pem_path) as provider,
+            open_session(ca_bundle=sim.ca_pem_path, limit=8, user_agent="t") as session,
+        ):
+
+            async def revoke_once_paused() -> None:
+                while not sim.stats.throttled[a]:  # noqa: ASYNC110 - polls the simulator
+                    await asyncio.sleep(0.01)
+                sim.set_config(dataclasses.replace(sim.config, revoked_refresh_tokens=True))
+                gate.set()
+
+            async with asyncio.timeout(30), asyncio.TaskGroup() as tg:
+                tg.create_task(revoke_once_paused())
+                await run_engine(
+                    rows(),
+                    action=ExchangeConnectorSync(),
+                    settings=config.engine,
+                    emit=outcomes.append,
+                    tokens=provider,
+                    graph=GraphClient(session, config.endpoints.graph_base),
+                )
+    by_line = {o.line: o for o in outcomes}
+    assert sorted(by_line) == [1, 2, 3]
+    assert by_line[1].status.value == "ok"
+    for line in (2, 3):
+        error = by_line[line].error
+        assert by_line[line].status.value == "failed"
+        assert error is not None
+        assert (error.kind.value, error.code) == ("auth", "AADSTS700082")
 
 
 class _StaleUntilInvalidated:

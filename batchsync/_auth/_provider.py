@@ -147,6 +147,7 @@ class TokenProvider:
         self._cache: msal.SerializableTokenCache | None = None
         self._cache_store: TokenCacheStore | None = None
         self._stopped = threading.Event()  # a run-stopping failure: pool threads skip MSAL
+        self._stopping = asyncio.Event()  # ...and tenants backing off stop waiting
         self._opened = False
         self._closed = False
         self._open_lock = asyncio.Lock()
@@ -392,7 +393,9 @@ class TokenProvider:
                 failure.code or failure.verdict,
                 wait,
             )
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):  # a run stop ends the back-off at once
+                async with asyncio.timeout(wait):
+                    await self._stopping.wait()
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -481,6 +484,7 @@ class TokenProvider:
             if self._run_error is None:
                 self._run_error = stop  # every later get(), for any tenant, raises it
                 self._stopped.set()
+                self._stopping.set()
             return stop
         err = AuthError(message, code=failure.code, tenant=tenant)
         if failure.verdict is TokenVerdict.TENANT:
