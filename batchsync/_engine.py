@@ -39,6 +39,7 @@ from ._feed import Feed
 from ._graph import GraphAnswer, GraphClient, GraphRequest
 from ._pacing import (
     AdaptivePace,
+    Decision,
     GiveUp,
     Refresh,
     RetryPolicy,
@@ -182,6 +183,32 @@ def _throttle_scope(lane: _Lane, job: _Job) -> str:
             "per-object cooldown (synced too recently), not the tenant over its limit"
         )
     return "the tenant was over its request limit"
+
+
+def _log_attempt(lane: _Lane, job: _Job, answer: GraphAnswer, decision: Decision) -> None:
+    """``-v``: one line per attempt, with what support asks for and what comes next; ids
+    only, never a token (the request's headers are not at hand here at all)."""
+    if isinstance(decision, Success):
+        then = "ok"
+    elif isinstance(decision, Refresh):
+        then = "token refused: refreshing it"
+    elif isinstance(decision, GiveUp):
+        then = f"giving up ({decision.error.kind.value})"
+    elif decision.pause_tenant:
+        then = f"pausing the tenant {decision.wait_s:.2f} s"
+    else:
+        then = f"retrying in {decision.wait_s:.2f} s"
+    log.debug(
+        "tenant %s connector %s (line %d) attempt %d: %s, client-request-id %s, request-id %s: %s",
+        lane.tenant,
+        job.row.connector,
+        job.row.line,
+        job.attempts,
+        f"HTTP {answer.status}" if answer.status is not None else answer.code or "no answer",
+        answer.client_request_id,
+        answer.request_id or "-",
+        then,
+    )
 
 
 class _Engine:
@@ -515,6 +542,8 @@ class _Engine:
             code=answer.code,
             message=answer.message,
         )
+        if log.isEnabledFor(logging.DEBUG):
+            _log_attempt(lane, job, answer, decision)
         if job.tries.throttled > before.throttled:
             self.stats.throttled_answers += 1
             if job.oks_at_throttle is None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from _support import (
     FAST_RETRY,
@@ -361,6 +362,41 @@ async def test_graph_401_forever_refreshes_once_per_tenant(tmp_path: Path) -> No
     assert Counter((r["status"], r["error"]["kind"]) for r in out) == {("failed", "auth"): 40}
     assert stats.token_requests[(tenant, "refresh_token")] == 2
     assert stats.unauthorized <= 40 + config.engine.concurrency
+
+
+def test_verbose_logs_one_line_per_attempt(tmp_path: Path) -> None:
+    """``-v`` logs each attempt on one line: tenant, connector, status, client-request-id and
+    what follows (the pause of a 429), and never a token or a secret."""
+    from click.testing import CliRunner
+
+    from batchsync.cli import main
+    from batchsync.simulator import start_in_thread
+
+    rows = make_rows(2, 3)
+    cfg = SimulatorConfig(throttle=ThrottleConfig(write_limit=2, window_s=0.5, retry_after="float"))
+    with start_in_thread(cfg) as sim:
+        inp = write_csv(tmp_path / "in.csv", rows)
+        env: dict[str, str | None] = {
+            k: None for k in os.environ if k.startswith(("BATCHSYNC_", "AZURE_"))
+        }
+        env.update(sim.env(), BATCHSYNC_TOKEN_CACHE=str(tmp_path / "cache.json"))
+        args = ["run", str(inp), "-v", "--tenant-rate", "1000/1", "--concurrency", "4"]
+        result = CliRunner().invoke(main, args, env=env)
+        throttled = sim.stats.snapshot().throttled.total()
+    assert result.exit_code == 0, result.stderr
+    attempts = [line for line in result.stderr.splitlines() if "client-request-id" in line]
+    report = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(attempts) == sum(r["attempts"] for r in report) == len(rows) + throttled
+    for r in report:
+        ok = [a for a in attempts if r["client_request_id"] in a]
+        assert len(ok) == 1, ok
+        assert r["tenant"] in ok[0]
+        assert r["connector"] in ok[0]
+        assert "HTTP 204" in ok[0]
+    assert throttled > 0
+    assert any("HTTP 429" in a and "pausing the tenant" in a for a in attempts)
+    assert sim.refresh_token not in result.stderr
+    assert "sim." not in result.stderr  # the simulator's access tokens start with "sim."
 
 
 async def test_dry_run_sends_nothing(tmp_path: Path) -> None:
