@@ -6,6 +6,7 @@ end-of-run summary read them. Formatting is pure.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ._errors import ErrorKind, ReportError
+from ._errors import ConfigError, ErrorKind, ReportError
 from ._files import open_output
 from ._report import Outcome
 from ._tally import Tally, TenantTally
@@ -23,6 +24,7 @@ __all__ = [
     "DiscoverStats",
     "RunStats",
     "TenantFailure",
+    "check_summary_path",
     "discover_exit_status",
     "exit_status",
     "format_discover_summary",
@@ -208,6 +210,21 @@ def _top_error(t: TenantTally) -> dict[str, Any] | None:
         return None
     key, count, message = top
     return {"kind": key.kind, "code": key.code, "rows": count, "message": message}
+
+
+def check_summary_path(path: str) -> None:
+    """``ConfigError`` (exit 2) now, before anything is sent, if ``--summary-json`` cannot be
+    written: a side file must not be found broken only after every row was synced. Leaves
+    an existing file as it is, and no new one behind."""
+    existed = os.path.lexists(path)
+    try:
+        fd = open_output(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, what="--summary-json")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message}; pick a writable path") from None
+    os.close(fd)
+    if not existed:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def write_summary_json(path: str, stats: RunStats) -> None:

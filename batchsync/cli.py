@@ -141,8 +141,11 @@ def run(
     if resume and output.overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
     if summary_json:
-        try:  # before anything is sent: a link planted there is refused now, not at the end
+        from ._summary import check_summary_path
+
+        try:  # before anything is sent: a link planted there, or no way to write it (exit 2)
             refuse_link(summary_json, what="--summary-json")
+            check_summary_path(summary_json)
         except BatchsyncError as exc:
             fail(exc.message, exc.exit_code)
     if check and not dry_run:
@@ -196,7 +199,10 @@ def _finish(stats: RunStats, *, quiet: bool, summary_json: str | None) -> NoRetu
         except (BatchsyncError, OSError) as exc:
             message = exc.message if isinstance(exc, BatchsyncError) else exc.strerror
             # A side file: said on stderr, never a reason to fail rows that succeeded.
-            click.echo(f"batchsync: error: --summary-json not written: {message}", err=True)
+            click.echo(
+                f"batchsync: error: --summary-json {summary_json!r} not written: {message}",
+                err=True,
+            )
     if not quiet or code:
         click.echo(format_summary(stats), err=True)
     sys.exit(code)

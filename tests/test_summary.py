@@ -127,6 +127,37 @@ def test_quiet_success_prints_nothing_but_writes_json(sim: Simulator, tmp_path: 
     assert summary["exit_status"] == 0
 
 
+def test_unwritable_summary_json_exit_2_before_any_request(sim: Simulator, tmp_path: Path) -> None:
+    """A --summary-json path that cannot be written fails at once (exit 2, one line, naming
+    the path), before a single row is sent; no file is left behind."""
+    inp = write_csv(tmp_path / "in.csv", [(tenant_id(53), tenant_id(54), "fullSync")])
+    target = tmp_path / "no-such-dir" / "s.json"
+    before = sim.stats.snapshot().sync_requests.total()
+    result = _run(sim, [str(inp), "--summary-json", str(target)])
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert str(target) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sim.stats.snapshot().sync_requests.total() == before
+    ok = tmp_path / "fresh.json"
+    assert _run(sim, [str(inp), "--dry-run", "--summary-json", str(ok)]).exit_code == 0
+    assert orjson.loads(ok.read_bytes())["statuses"]["planned"] == 1
+
+
+def test_summary_json_failing_at_the_end_keeps_an_all_ok_run_0(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A summary that cannot be written at the end (a full disk: /dev/full) is one error
+    line; the run, every row ok, still exits 0 with its report whole."""
+    inp = write_csv(tmp_path / "in.csv", [(tenant_id(55), tenant_id(56), "fullSync")])
+    result = _run(sim, [str(inp), "-q", "--summary-json", "/dev/full"])
+    assert result.exit_code == 0, result.stderr
+    assert [r["status"] for r in json_lines(result.stdout)] == ["ok"]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "/dev/full" in result.stderr
+
+
 def test_quiet_failure_still_prints_summary(sim: Simulator, tmp_path: Path) -> None:
     """-q keeps errors: a run with failed rows still shows its summary on stderr."""
     inp = write_csv(tmp_path / "in.csv", [(FAILING[0], tenant_id(52), "deltaSync")])
