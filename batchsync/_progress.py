@@ -21,16 +21,20 @@ _COUNT_LIMIT_BYTES = 256 * 1024 * 1024
 def estimate_rows(path: str) -> int | None:
     """Data rows in a file, counted cheaply (non-blank, non-``#`` lines, minus a CSV header).
 
-    None for stdin, non-files and very large files: then the bar shows no total.
+    None for stdin, non-files, very large files and unreadable ones: then the bar shows no
+    total.
     """
     if path == "-" or not os.path.isfile(path) or os.path.getsize(path) > _COUNT_LIMIT_BYTES:
         return None
     rows = 0
-    with open(path, "rb") as fh:
-        for raw in fh:
-            text = raw.strip().lstrip(b"\xef\xbb\xbf")
-            if text and not text.startswith(b"#"):
-                rows += 1
+    try:
+        with open(path, "rb") as fh:
+            for raw in fh:
+                text = raw.strip().lstrip(b"\xef\xbb\xbf")
+                if text and not text.startswith(b"#"):
+                    rows += 1
+    except OSError:
+        return None  # no total then; the run's own read says what is wrong with the file
     if not path.lower().endswith((".jsonl", ".ndjson")):
         rows = max(0, rows - 1)  # the CSV header
     return rows

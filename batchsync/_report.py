@@ -199,7 +199,15 @@ class ReportWriter:
                 )
                 raise ConfigError(f"{what} {path!r} already exists and is not empty; {how}")
             if resume and size and stat.S_ISREG(os.fstat(fd).st_mode):
-                _cut_torn_tail(fd, path)
+                try:
+                    _cut_torn_tail(fd, path)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"report {path!r} ends with a torn line that --resume must cut off, "
+                        f"but cannot ({exc.strerror}); make the file writable (an append-only "
+                        "file: chattr -a) or delete its last, torn line, then run the same "
+                        "command again"
+                    ) from None
         except BaseException:
             os.close(fd)
             raise
@@ -249,7 +257,8 @@ class ReportWriter:
 
 
 def _cut_torn_tail(fd: int, path: str) -> None:
-    """Truncate a report to its last newline, so appended lines start on a fresh line.
+    """Truncate a report to its last newline, so appended lines start on a fresh line
+    (raises ``OSError``: an append-only file refuses the truncation).
 
     Reads through ``fd`` (opened read-write for ``--resume``), never the path again.
     """
@@ -271,8 +280,8 @@ def _cut_torn_tail(fd: int, path: str) -> None:
         if idx >= 0:
             keep = pos + idx + 1
             break
-    log.warning("report %s ended with a torn line (%d bytes); cutting it off", path, size - keep)
     os.ftruncate(fd, keep)
+    log.warning("report %s ended with a torn line (%d bytes); cut it off", path, size - keep)
 
 
 def _read_exactly(fd: int, n: int) -> bytes:

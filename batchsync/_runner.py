@@ -19,7 +19,7 @@ from ._auth._settings import AuthSettings
 from ._clouds import Endpoints
 from ._connect import connect
 from ._engine import EngineSettings, RowAction, run_engine
-from ._errors import ConfigError
+from ._errors import BatchsyncError, ConfigError, InputError
 from ._feed import Primed, default_stdin, on_daemon_thread, prime
 from ._filters import drop_duplicates, read_resume_keys, resume_filter, shard_filter
 from ._input import detect_format, read_items
@@ -72,6 +72,44 @@ def _open_input(path: str, stdin: IO[bytes]) -> IO[bytes]:
         raise ConfigError(f"cannot read input {path!r}: {exc.strerror}") from None
 
 
+def _resume_keys(path: str) -> set[int]:
+    """Rows already ok in the report to finish; an unreadable report is exit 2, said so."""
+    try:
+        done, _ = read_resume_keys(path, unnamed_action=DEFAULT_ACTION)
+    except FileNotFoundError:
+        return set()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read report {path!r} to resume it: {exc.strerror}; check the file, then "
+            "run the same command again"
+        ) from None
+    log.info("resuming: %d rows already ok in %s", len(done), path)
+    return done
+
+
+def _read_errors(items: Iterator[Item], path: str) -> Iterator[Item]:
+    """An OS error reading the input (EIO, a vanished mount) as one clear line: exit 2
+    (``InputError``) when not a row could be read, else a stop (exit 1) that names the way
+    on: the rows read so far have their lines, and ``--resume`` does the others."""
+    name = "standard input" if path == "-" else repr(path)
+    read = False
+    try:
+        for item in items:
+            read = True
+            yield item
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if not read:
+            raise InputError(
+                f"cannot read input {name}: {reason}; check the file (or the disk or share it "
+                "is on), then run again"
+            ) from None
+        raise BatchsyncError(
+            f"stopped: cannot read input {name} any more ({reason}); every row read before "
+            "has its line: once the input reads again, run the same command with --resume"
+        ) from None
+
+
 def build_items(
     config: RunConfig, stream: IO[bytes], *, resume_done: set[int] | None = None
 ) -> Iterator[Item]:
@@ -122,10 +160,8 @@ async def run_batch(
             stack.callback(stream.close)
         done: set[int] = set()
         if config.resume:
-            with contextlib.suppress(FileNotFoundError):
-                done, _ = read_resume_keys(config.report_path, unnamed_action=DEFAULT_ACTION)
-                log.info("resuming: %d rows already ok in %s", len(done), config.report_path)
-        items = build_items(config, stream, resume_done=done)
+            done = _resume_keys(config.report_path)
+        items = _read_errors(build_items(config, stream, resume_done=done), config.input_path)
         items = await on_daemon_thread(prime, items)
 
         if config.report_path == "-":

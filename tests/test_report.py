@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -147,6 +150,32 @@ def test_resume_appends_and_cuts_torn_tail(tmp_path: Path) -> None:
     lines = path.read_bytes().splitlines()
     assert len(lines) == 2
     assert [orjson.loads(x)["line"] for x in lines] == [3, 5]
+
+
+@pytest.fixture
+def append_only(tmp_path: Path) -> Iterator[Path]:
+    """A report file with the append-only attribute (chattr +a), removed afterwards."""
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(encode_outcome(_outcome()) + b'{"line": 4, "tena')
+    if shutil.which("chattr") is None:
+        pytest.skip("needs chattr")
+    if subprocess.run(["chattr", "+a", str(path)], capture_output=True, check=False).returncode:
+        pytest.skip("chattr +a needs root and a filesystem that supports it")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-a", str(path)], check=False)
+
+
+def test_resume_on_append_only_torn_report_is_a_config_error(append_only: Path) -> None:
+    """--resume on an append-only report whose torn tail cannot be cut: ConfigError (exit 2)
+    naming the file and what to do, the report untouched."""
+    before = append_only.read_bytes()
+    with pytest.raises(ConfigError, match="torn line") as info:
+        ReportWriter.open_path(str(append_only), resume=True, overwrite=False)
+    assert str(append_only) in info.value.message
+    assert "chattr -a" in info.value.message
+    assert append_only.read_bytes() == before
 
 
 def test_writer_uses_one_write_per_line(tmp_path: Path) -> None:
