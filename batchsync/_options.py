@@ -115,15 +115,52 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
     return found
 
 
+_OFF = logging.CRITICAL + 1
+_CLIP = 300  # a third party's message is clipped to this many characters, on one line
+
+
+class _OneVoice(logging.Formatter):
+    """batchsync's lines as they are (an internal error's traceback with -v included); a
+    third party's as one clipped line with its logger's name and no traceback, since what
+    went wrong reaches the user through batchsync's own report and summary."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "batchsync" or record.name.startswith("batchsync."):
+            return super().format(record)
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text = f"{text} ({type(exc).__name__}: {exc})"
+        text = " ".join(text.split())
+        if len(text) > _CLIP:
+            text = text[: _CLIP - 1] + "…"
+        return f"batchsync: {record.levelname}: [{record.name}] {text}"
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one stderr handler (a class of its own, so a second setup replaces it)."""
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
-    """batchsync's own lines on stderr: errors only with -q, per-request lines with -v."""
-    level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("batchsync: %(levelname)s: %(message)s"))
-    root = logging.getLogger("batchsync")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    """Only batchsync speaks on stderr, through one handler.
+
+    Its own lines: errors only with -q, warnings by default, per-request lines with -v.
+    Third-party loggers (MSAL, aiohttp, asyncio...) and Python warnings reach that handler
+    only with -v (their warnings) or -vv (their info), each as one line: nothing of theirs
+    with -q or by default, so a transient answer batchsync absorbed leaves no trace.
+    """
+    own = logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING
+    others = _OFF if quiet or not verbose else logging.WARNING if verbose == 1 else logging.INFO
+    handler = _Stderr(sys.stderr)
+    handler.setFormatter(_OneVoice("batchsync: %(levelname)s: %(message)s"))
+    mine = logging.getLogger("batchsync")
+    mine.handlers[:] = [handler]
+    mine.setLevel(own)
+    mine.propagate = False
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _Stderr)] + [handler]
+    root.setLevel(others)
+    logging.captureWarnings(True)
 
 
 # --------------------------------------------------------------------------- converters

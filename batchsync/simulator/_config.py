@@ -98,6 +98,9 @@ class FaultConfig:
     5xx fault, not only ``http_503_retry_after``. ``http_503_first`` answers the first that
     many sync requests of each tenant 503 with Retry-After ``retry_after_s`` before any draw
     (a busy service on a tenant's very first requests).
+    Per tenant, the first ``token_gateway_429_first`` token requests get a gateway's 429
+    with an empty body (not JSON, no Retry-After), the next ``token_unavailable_first``
+    Entra's 503 AADSTS90033.
     """
 
     seed: int = 0
@@ -112,6 +115,7 @@ class FaultConfig:
     malformed: float = 0.0
     retry_after_s: float = 1.0
     token_unavailable_first: int = 0
+    token_gateway_429_first: int = 0
     http_429: float = 0.0
     retry_after_on_5xx: bool = False
     http_503_first: int = 0
@@ -122,10 +126,11 @@ class FaultConfig:
             raise ValueError("fault probabilities must be within [0, 1]")
         if sum(p for _, p in probabilities) > 1.0 + 1e-9:
             raise ValueError("fault probabilities must sum to at most 1")
-        counts = (self.token_unavailable_first, self.http_503_first)
+        counts = (self.token_unavailable_first, self.http_503_first, self.token_gateway_429_first)
         if self.slow_s < 0 or self.retry_after_s < 0 or min(counts) < 0:
             raise ValueError(
-                "slow_s, retry_after_s, token_unavailable_first and http_503_first must be >= 0"
+                "slow_s, retry_after_s, token_unavailable_first, http_503_first and "
+                "token_gateway_429_first must be >= 0"
             )
 
     @classmethod

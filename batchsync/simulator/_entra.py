@@ -262,6 +262,10 @@ class Entra:
         with core.tokens_in_flight():
             if core.config.token_latency_s > 0:
                 await asyncio.sleep(core.config.token_latency_s)
+            lowered = tenant.lower()
+            if core.token_attempts[lowered] < core.config.faults.token_gateway_429_first:
+                core.token_attempts[lowered] += 1
+                return web.Response(status=429)  # a gateway's: no JSON body, no Retry-After
             try:
                 return self._token(request, tenant, form, grant)
             except _EntraError as exc:
@@ -275,7 +279,8 @@ class Entra:
         if not tenant_exists(tenant, config.unknown_tenants):
             raise _EntraError(90002)
         core.token_attempts[lowered] += 1
-        if core.token_attempts[lowered] <= config.faults.token_unavailable_first:
+        gateway = config.faults.token_gateway_429_first
+        if core.token_attempts[lowered] - gateway <= config.faults.token_unavailable_first:
             raise _EntraError(90033, status=503)
         if not grant:
             raise _EntraError(
