@@ -10,11 +10,11 @@ so ``batchsync --version`` and ``--help`` never load aiohttp or MSAL.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+# Nothing else is imported here, not even typing or the version (importlib.metadata): the
+# console script (``_entry``) installs its signal handlers right after this module has run.
 from ._lazy import lazy_exports
-from ._version import __version__
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._api import Settings, run
     from ._auth import AccessToken, AuthMode, AuthSettings, TokenProvider
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ._rows import InputFormat, Rejected, Row, SyncType
     from ._runner import RunConfig, run_batch
     from ._summary import RunStats
+    from ._version import __version__
 
 _HOME = {
     "AccessToken": "_auth",
@@ -67,6 +68,7 @@ _HOME = {
     "TenantRate": "_pacing",
     "ThrottledError": "_errors",
     "TokenProvider": "_auth",
+    "__version__": "_version",
     "resolve_endpoints": "_clouds",
     "run": "_api",
     "run_batch": "_runner",

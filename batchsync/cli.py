@@ -43,7 +43,35 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-@click.group(context_settings=CONTEXT)
+class _Batchsync(click.Group):
+    """The top group: Ctrl-C or SIGTERM while a command is still starting (parsing options,
+    importing the engine) is one line and exit 130, as in a run, not click's "Aborted!"."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt:
+            _interrupted()
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _interrupted()
+
+
+def _interrupted() -> NoReturn:
+    click.echo("batchsync: interrupted", err=True)
+    sys.exit(130)
+
+
+@click.group(cls=_Batchsync, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="batchsync")
 def main() -> None:
     """Trigger the Intune Exchange connector sync in many Microsoft 365 tenants at once.
