@@ -666,7 +666,8 @@ async def test_token_endpoint_down_for_good_fails_rows_auth(tmp_path: Path) -> N
         stats, out = await _run(sim, tmp_path, make_rows(2, 3), engine=_engine())
         graph = sim.stats.graph_requests.total()
     assert _kinds(out) == {("failed", "auth"): 6}
-    assert all("503" in r["error"]["message"] for r in out)
+    assert {r["error"]["code"] for r in out} == {"AADSTS90033"}
+    assert all("HTTP 503" in r["error"]["message"] for r in out)
     assert {r["attempts"] for r in out} == {0}
     assert graph == 0
     assert exit_status(stats) == 1

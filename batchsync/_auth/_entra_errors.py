@@ -281,12 +281,17 @@ def describe(
     failed: str = "token failed",
     redact: Callable[[str], str] | None = None,
 ) -> str:
-    """``tenant 'x': token failed (AADSTS700016): <Entra's sentence>; <what to do>``.
+    """``tenant 'x': token failed (AADSTS700016): <Entra's sentence>; <what to do>``; the
+    HTTP status too when it was a 429 or 5xx (``(AADSTS90033, HTTP 503)``).
 
     Entra's sentence is passed through ``redact`` first, then cut to ``_MAX_SENTENCE``.
     """
     action = classify(err)
-    code = f" ({err.code})" if err.code else ""
+    status = (
+        err.status if err.status is not None and (err.status == 429 or err.status >= 500) else None
+    )
+    parts_code = [p for p in (err.code, f"HTTP {status}" if status else None) if p]
+    code = f" ({', '.join(parts_code)})" if parts_code else ""
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     sentence = redact(err.description) if redact is not None else err.description
     if len(sentence) > _MAX_SENTENCE:
