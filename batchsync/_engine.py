@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol, TypeVar
 
 from aiolimiter import AsyncLimiter
@@ -221,6 +221,7 @@ class _Engine:
         graph: GraphClient | None,
         emit: Callable[[Outcome], None],
         emit_many: Callable[[list[Outcome]], None] | None,
+        room: Callable[[], Awaitable[None]] | None,
         stats: RunStats,
         rng: random.Random,
         clock: Callable[[], float],
@@ -232,6 +233,7 @@ class _Engine:
         self._graph = graph
         self._emit_sink = emit
         self._emit_many_sink = emit_many
+        self._room = room
         self.stats = stats
         self._rng = rng
         self._clock = clock
@@ -245,6 +247,7 @@ class _Engine:
         self._interrupted = False
         self._reader: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
+        self._ended = False  # run() has returned: a late interrupt only counts
         self._sink_error: BatchsyncError | None = None
         self._auth_mode = tokens.mode if tokens is not None else None
 
@@ -282,7 +285,11 @@ class _Engine:
         try:
             sink(value)
         except BatchsyncError as exc:
-            # Nothing more can be reported: stop taking rows in and cancel what is in flight.
+            self._sink_failed(exc)
+
+    def _sink_failed(self, exc: BatchsyncError) -> None:
+        """Nothing more can be reported: stop taking rows in and cancel what is in flight."""
+        if self._sink_error is None:
             self._sink_error = exc
             self._halt()
             self._cancel_sending()
@@ -352,6 +359,8 @@ class _Engine:
     async def _read(self, feed: Feed[Item]) -> None:
         try:
             while not self._interrupted:
+                if not await self._report_has_room():
+                    break
                 batch = await feed.take()
                 if not batch:
                     break
@@ -372,6 +381,9 @@ class _Engine:
                             self._emit_many(settled)
                             settled = []
                         await self._window.acquire()
+                        if not await self._report_has_room():
+                            self._window.release()
+                            break
                         now = time.time()
                         self._dispatch(item)
                 if settled:
@@ -380,6 +392,18 @@ class _Engine:
             self._eof = True
             for lane in list(self._lanes.values()):
                 lane.wake.set()
+
+    async def _report_has_room(self) -> bool:
+        """The report's back-pressure: wait while its writer lags (a stalled reader), so the
+        intake slows, never the loop; False once the report is gone (the run stops)."""
+        if self._room is None:
+            return True
+        try:
+            await self._room()
+        except BatchsyncError as exc:
+            self._sink_failed(exc)
+            return False
+        return True
 
     def _dispatch(self, row: Row) -> None:
         job = _Job(row)
@@ -610,6 +634,9 @@ class _Engine:
     def interrupt(self) -> None:
         """First call: stop reading and starting; give in-flight requests the grace.
         Second call: end the grace at once."""
+        if self._ended:
+            self.stats.interrupted = True  # the report may still be draining: exit 130
+            return
         if self._interrupted:
             self._cancel_sending()
             return
@@ -628,7 +655,11 @@ class _Engine:
             if job.state is _State.SLEEPING and job.task is not None:
                 job.task.cancel()
         if self._tg is not None:
-            self._tg.create_task(self._grace())
+            grace = self._grace()
+            try:
+                self._tg.create_task(grace)
+            except RuntimeError:  # the task group has just finished: nothing is in flight
+                grace.close()
 
     async def _grace(self) -> None:
         sending = [j.task for j in self._live.values() if j.task is not None and not j.task.done()]
@@ -660,6 +691,7 @@ class _Engine:
             raise
         finally:
             feed.stop()
+            self._ended = True
             self.stats.finished = time.monotonic()
         self._finish_live(
             "interrupted before this row finished; run again with --resume"
@@ -678,6 +710,7 @@ async def run_engine(
     settings: EngineSettings,
     emit: Callable[[Outcome], None],
     emit_many: Callable[[list[Outcome]], None] | None = None,
+    room: Callable[[], Awaitable[None]] | None = None,
     tokens: TokenSource | None = None,
     graph: GraphClient | None = None,
     stats: RunStats | None = None,
@@ -688,8 +721,11 @@ async def run_engine(
     """Run every item through the action: exactly one outcome per item goes to ``emit``, or
     to ``emit_many`` (when given) for the outcomes the reader settles in a batch.
 
-    ``on_start`` receives the engine's ``interrupt`` callable (the CLI wires it to SIGINT and
-    SIGTERM). Raises ``InputError`` when the input cannot be read at all, before any request.
+    ``room``, when given, is awaited before more rows are taken in: the report's
+    back-pressure (``_writer.LineWriter.room``); a ``BatchsyncError`` from it stops the run as
+    a failing ``emit`` does. ``on_start`` receives the engine's ``interrupt`` callable (the
+    CLI wires it to SIGINT and SIGTERM; after the run it only marks the run interrupted).
+    Raises ``InputError`` when the input cannot be read at all, before any request.
     """
     if not settings.dry_run and (tokens is None or graph is None):
         raise ValueError("tokens and graph are required unless dry_run")
@@ -701,6 +737,7 @@ async def run_engine(
         graph=graph,
         emit=emit,
         emit_many=emit_many,
+        room=room,
         stats=stats or RunStats(),
         rng=rng or random.Random(),
         clock=clock or loop.time,

@@ -153,7 +153,10 @@ def encode_outcome(outcome: Outcome) -> bytes:
 
 class ReportWriter:
     """Writes report lines whole: one ``os.write`` per line on a descriptor, or one
-    ``write`` + ``flush`` on a stream that has none (an embedding application's buffer)."""
+    ``write`` + ``flush`` on a stream that has none (an embedding application's buffer).
+
+    Blocking: ``run`` writes through ``_writer.LineWriter``'s thread, never on the loop.
+    """
 
     def __init__(
         self, fd: int | None, *, name: str, owns_fd: bool, stream: IO[bytes] | None = None
@@ -212,6 +215,10 @@ class ReportWriter:
             os.close(fd)
             raise
         return cls(fd, name=path, owns_fd=True)
+
+    def fileno(self) -> int | None:
+        """The descriptor written to, or None for a stream without one."""
+        return self._fd
 
     def write(self, outcome: Outcome) -> None:
         """One line, written and flushed at once (raises ``ReportWriteError``)."""

@@ -19,7 +19,7 @@ from ._auth._settings import AuthSettings
 from ._clouds import Endpoints
 from ._connect import connect
 from ._engine import EngineSettings, RowAction, run_engine
-from ._errors import BatchsyncError, ConfigError, InputError
+from ._errors import BatchsyncError, ConfigError, InputError, ReportWriteError
 from ._feed import Primed, default_stdin, on_daemon_thread, prime
 from ._filters import drop_duplicates, read_resume_keys, resume_filter, shard_filter
 from ._input import detect_format, read_items
@@ -27,6 +27,7 @@ from ._report import Outcome, ReportWriter, Status
 from ._rows import InputFormat, Item, Row, SyncType
 from ._signals import signal_route
 from ._summary import RunStats
+from ._writer import LineWriter
 from .actions import DEFAULT_ACTION, Action, get_action
 
 __all__ = ["RunConfig", "build_items", "run_batch", "run_with_progress"]
@@ -170,18 +171,15 @@ async def run_batch(
             writer = ReportWriter.open_path(
                 config.report_path, resume=config.resume, overwrite=config.overwrite
             )
-        stack.callback(writer.close)
+        queue: list[LineWriter] = []  # once there, it owns the report and closes it
 
-        def emit(outcome: Outcome) -> None:
-            writer.write(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
+        def close_report() -> None:
+            if queue:
+                queue[0].close()
+            else:
+                writer.close()
 
-        def emit_many(outcomes: list[Outcome]) -> None:
-            writer.write_many(outcomes)
-            if on_outcome is not None:
-                for outcome in outcomes:
-                    on_outcome(outcome)
+        stack.callback(close_report)
 
         engine_settings = config.engine
         if config.check:
@@ -201,17 +199,67 @@ async def run_batch(
                 )
             )
             hook = stack.enter_context(signal_route(handle_signals))
-        return await run_engine(
-            items,
-            action=action,
-            settings=engine_settings,
-            emit=emit,
-            emit_many=emit_many,
-            tokens=tokens,
-            graph=graph,
-            stats=stats,
-            on_start=hook,
-        )
+        lines = LineWriter(writer, grace_s=engine_settings.grace_s)
+        queue.append(lines)
+
+        def emit(outcome: Outcome) -> None:
+            lines.write(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+        def emit_many(outcomes: list[Outcome]) -> None:
+            lines.write_many(outcomes)
+            if on_outcome is not None:
+                for outcome in outcomes:
+                    on_outcome(outcome)
+
+        def on_start(interrupt: Callable[[], None]) -> None:
+            assert hook is not None
+
+            def on_signal() -> None:
+                interrupt()  # the engine's grace (once it has ended: only exit 130)
+                lines.interrupt()  # ...and the report's, for a reader that stopped reading
+
+            hook(on_signal)
+
+        try:
+            result = await run_engine(
+                items,
+                action=action,
+                settings=engine_settings,
+                emit=emit,
+                emit_many=emit_many,
+                room=lines.room,
+                tokens=tokens,
+                graph=graph,
+                stats=stats,
+                on_start=on_start if hook is not None else None,
+            )
+        except BaseException:
+            lines.interrupt()  # the run is failing: a stalled reader gets the grace, no more
+            with contextlib.suppress(ReportWriteError):  # the first error stands
+                _say_given_up(await lines.finish(), config.report_path)
+            raise
+        _say_given_up(await lines.finish(), config.report_path)
+        return result
+
+
+def _say_given_up(lost: int, report_path: str) -> None:
+    """One error line for report lines given up to a reader that stopped reading."""
+    if not lost:
+        return
+    if report_path == "-":
+        where = "the report's reader (standard output) stopped reading"
+        then = "do them again (with -o PATH, --resume does exactly those)"
+    else:
+        where = f"the report {report_path!r} took no more (a stalled disk or share)"
+        then = "run the same command with --resume to do them"
+    log.error(
+        "%d report lines were given up: %s; those rows have no line, so they are not done: %s",
+        lost,
+        where,
+        then,
+    )
 
 
 async def run_with_progress(config: RunConfig, stats: RunStats, *, show: bool) -> RunStats:

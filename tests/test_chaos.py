@@ -6,12 +6,19 @@ double SIGINT, or SIGTERM, with a random --grace), resumes, and repeats. In the 
 appended report must hold, for every input row, exactly one final line (``ok`` or
 ``failed``), an ``ok`` line only as a row's last, and the simulator must never have synced
 a connector again after the sync that a report line called ``ok``.
+
+The stalled-reader case does the same with the report on a pipe that the test stops
+reading for good: the interrupted run must still end, leave only whole lines, and account
+for every row it took in (a line read, or one the run says it gave up); what was read,
+finished with ``--resume``, must be the whole job again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _support import make_rows, posix_only, write_csv
+from _support import connector_id, make_rows, posix_only, tenant_id, write_csv
 
 from batchsync.simulator import (
     FaultConfig,
@@ -185,3 +192,94 @@ def test_interrupt_resume_chaos(tmp_path: Path) -> None:
     _assert_no_sync_after_ok(log, out)
     kinds = Counter(r["error"]["kind"] for r in out if r["status"] == "failed")
     assert kinds["interrupted"] > 0, "the interruptions must have cut rows short"
+
+
+STALLED_ITERATIONS = 4
+CALM = ThrottleConfig(write_limit=0)
+_GIVEN_UP = re.compile(rb"(\d+) report lines were given up")
+
+
+def _rows_of(first_tenant: int, tenants: int, per_tenant: int) -> list[tuple[str, str, str]]:
+    """Rows of tenants of their own, so that each stalled iteration is a job apart."""
+    rows = []
+    for j in range(per_tenant):
+        for i in range(first_tenant, first_tenant + tenants):
+            t = tenant_id(i)
+            rows.append((t, connector_id(t, j), "fullSync" if j % 2 else "deltaSync"))
+    return rows
+
+
+def test_stalled_reader_interrupt_resume_chaos(tmp_path: Path) -> None:
+    """A report reader that stops reading for good, then SIGINT, a double SIGINT or SIGTERM
+    at a random moment of a faulty run: the run ends (130), the pipe holds whole lines, one
+    per row at most, and lines read plus lines given up are every row taken in; what was
+    read, finished with --resume, completes the job with no ok row synced again."""
+    rng = random.Random(SEED + 1)
+    with start_in_thread(CHAOS) as sim:
+        env = _env(sim, tmp_path)
+        for it in range(STALLED_ITERATIONS):
+            rows = _rows_of(100 + 10 * it, 10, 30)  # ~120 KB of lines: more than a pipe holds
+            inp = write_csv(tmp_path / f"in-{it}.csv", rows)
+            report = tmp_path / f"report-{it}.jsonl"
+            connectors = {c for _, c, _ in rows}
+            how = rng.choice(["sigint", "double", "sigterm"])
+            grace = rng.choice(["0", "0.3", "1"])
+            moment = rng.randint(1, len(rows))
+            args = [
+                "run", str(inp), "--grace", grace,
+                "--concurrency", "8", "--tenant-rate", "1000/1", "--timeout", "1",
+                "--max-attempts", "4", "--max-throttled", "20",
+            ]  # fmt: skip
+            stderr = tmp_path / f"stderr-{it}.txt"
+            with stderr.open("ab") as err:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "batchsync", *args],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                )
+            assert proc.stdout is not None
+            try:
+                deadline = time.monotonic() + BOUND_S
+                while proc.poll() is None and time.monotonic() < deadline:
+                    synced = sim.stats.snapshot().sync_requests
+                    if sum(n for t, n in synced.items() if t in {r[0] for r in rows}) >= moment:
+                        break
+                    time.sleep(0.01)
+                proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+                if how == "double":
+                    time.sleep(0.05)
+                    proc.send_signal(signal.SIGINT)
+                code = proc.wait(timeout=BOUND_S)  # the reader never reads: must end anyway
+                data = proc.stdout.read()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            said = stderr.read_bytes()
+            assert code == 130, said.decode()
+            assert not data or data.endswith(b"\n"), "a torn line reached the reader"
+            read = [orjson.loads(line) for line in data.splitlines()]
+            assert len({r["line"] for r in read}) == len(read)
+            given_up = _GIVEN_UP.search(said)
+            assert given_up is not None, said.decode()
+            assert len(read) + int(given_up.group(1)) == len(rows)
+            # What the reader got becomes the report; --resume does the rest (faults off:
+            # this part checks what the stalled run left, not the faults again).
+            report.write_bytes(data)
+            chaos = sim.config
+            sim.set_config(dataclasses.replace(chaos, faults=FaultConfig(), throttle=CALM))
+            final = subprocess.run(
+                [sys.executable, "-m", "batchsync", *args, "-o", str(report), "--resume"],
+                env=env,
+                capture_output=True,
+                timeout=BOUND_S * 2,
+                check=False,
+            )
+            sim.set_config(chaos)
+            assert final.returncode in (0, 1), final.stderr.decode()
+            out = _read(report)
+            _assert_final_lines(out, rows)
+            log = [e for e in sim.stats.snapshot().sync_log if e.connector in connectors]
+            _assert_no_sync_after_ok(log, out)

@@ -239,6 +239,7 @@ async def test_run_stop_wakes_a_tenant_sleeping_out_a_retry_after(tmp_path: Path
     """A run-stopping auth error ends a tenant's 120 s Retry-After pause at once: its row
     fails ``auth`` now, not when the pause would have run out."""
     from batchsync._action import ExchangeConnectorSync
+
     from batchsync._auth import TokenProvider
     from batchsync._engine import run_engine
     from batchsync._graph import GraphClient
