@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # not typing's: importing a package must cost nothing (see _entry)
+TYPE_CHECKING = False  # not typing's: importing a package must cost nothing (see __main__)
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any

@@ -3,8 +3,9 @@
 Rules:
 
 1. Until the engine runs (imports, option checks, preflight), SIGTERM and Ctrl-Break end
-   the process as Ctrl-C does: ``KeyboardInterrupt``, one line, exit 130
-   (``interrupt_like_ctrl_c``, installed first thing by the CLI).
+   the process as Ctrl-C does: ``KeyboardInterrupt``, one line, exit 130 (``__main__``
+   installs that before importing anything else; ``interrupt_like_ctrl_c`` again for a
+   command's coroutine).
 2. While the engine runs, each of them calls the engine's ``interrupt`` on the event loop:
    the first starts the grace, the second ends it. ``loop.add_signal_handler`` where the
    loop offers it (Unix); elsewhere (Windows' default loop) ``signal.signal`` hands over

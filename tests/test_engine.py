@@ -238,13 +238,12 @@ async def test_run_stopping_error_fails_every_row(tmp_path: Path) -> None:
 async def test_run_stop_wakes_a_tenant_sleeping_out_a_retry_after(tmp_path: Path) -> None:
     """A run-stopping auth error ends a tenant's 120 s Retry-After pause at once: its row
     fails ``auth`` now, not when the pause would have run out."""
-    from batchsync._action import ExchangeConnectorSync
-
     from batchsync._auth import TokenProvider
     from batchsync._engine import run_engine
     from batchsync._graph import GraphClient
     from batchsync._net import open_session
     from batchsync._rows import Row, SyncType
+    from batchsync.actions import ACTIONS, DEFAULT_ACTION
 
     a, b = tenant_id(0), tenant_id(1)
     gate = threading.Event()
@@ -274,7 +273,7 @@ async def test_run_stop_wakes_a_tenant_sleeping_out_a_retry_after(tmp_path: Path
                 tg.create_task(revoke_once_paused())
                 await run_engine(
                     rows(),
-                    action=ExchangeConnectorSync(),
+                    action=ACTIONS[DEFAULT_ACTION],
                     settings=config.engine,
                     emit=outcomes.append,
                     tokens=provider,

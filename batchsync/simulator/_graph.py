@@ -19,11 +19,11 @@ does for any path it does not know):
   of each, the two singletons, and ``{v}/tenantRelationships/delegatedAdminCustomers``.
 
 A request with a missing, forged or expired bearer token, or one of a tenant in
-``refused_token_tenants``, answers 401 ``InvalidAuthenticationToken`` before anything else. Requests of a tenant arriving before
-the end of any Retry-After announced to it (429 or 503), or to the object they are for
-(an object's own cooldown, Autopilot's 409/429), are counted in
-``stats.requests_during_pause``, except those within 200 ms of the announcement (already on
-their way when it was sent) or 50 ms of its end (clock skew).
+``refused_token_tenants``, answers 401 ``InvalidAuthenticationToken`` before anything else.
+Requests of a tenant arriving before the end of any Retry-After announced to it (429 or
+503), or to the object they are for (an object's own cooldown, Autopilot's 409/429), are
+counted in ``stats.requests_during_pause``, except those within 200 ms of the announcement
+(already on their way when it was sent) or 50 ms of its end (clock skew).
 """
 
 from __future__ import annotations
