@@ -32,12 +32,21 @@ def main() -> None:
 
         cli()
     except KeyboardInterrupt:
-        for name in ("SIGINT", *_ENDING):  # a second signal must not tear the last line
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), signal.SIG_IGN)
+        _ignore_ending_signals()  # a second signal must not tear the last line
         sys.stderr.write("batchsync: interrupted\n")
         sys.stderr.flush()
         sys.exit(130)
+    except SystemExit:
+        # The command is done and its status said: a signal now, while the interpreter
+        # shuts down (with Python's handlers gone), must not turn it into a 143.
+        _ignore_ending_signals()
+        raise
+
+
+def _ignore_ending_signals() -> None:
+    for name in ("SIGINT", *_ENDING):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 if __name__ == "__main__":
