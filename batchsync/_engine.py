@@ -185,9 +185,12 @@ def _throttle_scope(lane: _Lane, job: _Job) -> str:
     return "the tenant was over its request limit"
 
 
-def _log_attempt(lane: _Lane, job: _Job, answer: GraphAnswer, decision: Decision) -> None:
+def _log_attempt(
+    fields: dict[str, str | None], job: _Job, answer: GraphAnswer, decision: Decision
+) -> None:
     """``-v``: one line per attempt, with what support asks for and what comes next; ids
-    only, never a token (the request's headers are not at hand here at all)."""
+    only, never a token (the request's headers are not at hand here at all). ``fields``
+    are the row's report fields: the object is named as the report names it."""
     if isinstance(decision, Success):
         then = "ok"
     elif isinstance(decision, Refresh):
@@ -198,10 +201,14 @@ def _log_attempt(lane: _Lane, job: _Job, answer: GraphAnswer, decision: Decision
         then = f"pausing the tenant {decision.wait_s:.2f} s"
     else:
         then = f"retrying in {decision.wait_s:.2f} s"
+    row = " ".join(
+        f"{name} {value}"
+        for name, value in fields.items()
+        if value and name not in ("action", "syncType")
+    )
     log.debug(
-        "tenant %s connector %s (line %d) attempt %d: %s, client-request-id %s, request-id %s: %s",
-        lane.tenant,
-        job.row.connector,
+        "%s (line %d) attempt %d: %s, client-request-id %s, request-id %s: %s",
+        row,
         job.row.line,
         job.attempts,
         f"HTTP {answer.status}" if answer.status is not None else answer.code or "no answer",
@@ -567,7 +574,7 @@ class _Engine:
             message=answer.message,
         )
         if log.isEnabledFor(logging.DEBUG):
-            _log_attempt(lane, job, answer, decision)
+            _log_attempt(self._action.report_fields(job.row), job, answer, decision)
         if job.tries.throttled > before.throttled:
             self.stats.throttled_answers += 1
             if job.oks_at_throttle is None:
