@@ -10,7 +10,7 @@ so ``batchsync --version`` and ``--help`` never load aiohttp or MSAL.
 
 from __future__ import annotations
 
-# Nothing else is imported here, not even typing or the version (importlib.metadata): the
+# Nothing else is imported here, not even typing or the version: the
 # console script (``__main__``) installs its signal handlers right after this module has run.
 from ._lazy import lazy_exports
 
