@@ -50,6 +50,7 @@ from ._pacing import (
     assess,
     parse_retry_after,
     throttle_kind,
+    too_long_a_pause,
 )
 from ._report import Outcome, ReportError, Settled, Status
 from ._rows import Item, Rejected, Row
@@ -162,16 +163,6 @@ class _Lane:
             f"<Lane {self.tenant} pending={len(self.pending)} active={self.active} "
             f"paused_until={self.pace.paused_until:.1f}>"
         )
-
-
-def _too_long_a_pause(paused_for: float, settings: EngineSettings) -> ReportError:
-    return ReportError(
-        ErrorKind.THROTTLED,
-        "TooManyRequests",
-        f"the tenant is paused {paused_for:.0f} s more (the Retry-After Graph announced), "
-        f"longer than --max-retry-after {settings.retry.max_retry_after_s:g} s: not sent; "
-        "run again with --resume after the pause",
-    )
 
 
 def _throttle_scope(lane: _Lane, job: _Job) -> str:
@@ -507,7 +498,7 @@ class _Engine:
             if paused_for > self._s.retry.max_retry_after_s:
                 # Graph announced a pause longer than the row may wait: it is not sent into
                 # the pause (Graph would count it), it ends now (rule 2 of _pacing).
-                self._finish(lane, job, Status.FAILED, _too_long_a_pause(paused_for, self._s))
+                self._finish(lane, job, Status.FAILED, too_long_a_pause(paused_for, self._s.retry))
                 continue
             if ready > now:
                 lane.pending.appendleft(job)

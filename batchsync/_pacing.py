@@ -307,6 +307,18 @@ def _throttled(
     return Retry(wait_s=wait, pause_tenant=True, throttled=True)
 
 
+def too_long_a_pause(paused_for: float, policy: RetryPolicy) -> ReportError:
+    """The error of a row whose tenant is paused beyond ``max_retry_after_s``: it is never
+    sent into the pause, and says when running it again can work."""
+    return ReportError(
+        ErrorKind.THROTTLED,
+        "TooManyRequests",
+        f"the tenant is paused {paused_for:.0f} s more (the Retry-After Graph announced), "
+        f"longer than --max-retry-after {policy.max_retry_after_s:g} s: not sent; "
+        "run again with --resume after the pause",
+    )
+
+
 class ThrottleKind(enum.StrEnum):
     """What a throttled answer says about the tenant (graph-notes.md, "Throttling")."""
 
