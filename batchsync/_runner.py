@@ -17,7 +17,6 @@ from typing import IO, BinaryIO, cast
 
 from ._auth._settings import AuthSettings
 from ._clouds import Endpoints
-from ._connect import connect
 from ._engine import EngineSettings, RowAction, run_engine
 from ._errors import BatchsyncError, ConfigError, InputError, ReportWriteError
 from ._feed import Primed, default_stdin, on_daemon_thread, prime
@@ -190,6 +189,7 @@ async def run_batch(
             )
         tokens, graph, hook = None, None, None
         if not engine_settings.dry_run:  # a dry run sends nothing: nothing to connect
+            from ._connect import connect  # aiohttp and MSAL: only for a run that sends
             first = items.first if isinstance(items, Primed) else None
             tokens, graph = await stack.enter_async_context(
                 connect(

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,15 @@ def test_a_usage_error_loads_nothing_heavy() -> None:
     """A bad option is exit 2 before any of the run's libraries load."""
     loaded = _modules_loaded(["run", "in.csv", "--concurrency", "0"])
     assert not loaded & set(HEAVY)
+
+
+def test_a_dry_run_loads_no_http_or_sign_in(tmp_path: Path) -> None:
+    """A dry run sends nothing, so it pays for neither aiohttp nor MSAL (nor the bar)."""
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "tenant,connector\ncontoso.com,6f2b1c9e-1a2b-4c3d-8e9f-0a1b2c3d4e5f\n", encoding="utf-8"
+    )
+    report = tmp_path / "report.jsonl"
+    loaded = _modules_loaded(["run", str(source), "--dry-run", "-o", str(report)])
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert '"status":"planned"' in report.read_text(encoding="utf-8")
