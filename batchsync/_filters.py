@@ -99,9 +99,11 @@ class _SeenKeys:
     arrays of 16 bytes a slot, at most half full.
 
     A million distinct keys take 32 MB (48 MB while growing), where a dict of Python ints
-    would take over 100 MB. The 96 bits are two SipHash values (Python's ``hash`` of str,
-    keyed with a per-process secret, which is fine: they are compared within one run only),
-    four times cheaper than blake2b. Two different keys share them with probability about
+    would take over 100 MB. The 96 bits are two hashes of the key's values taken in two
+    orders (Python's tuple hash over its SipHash string hashes, keyed with a per-process
+    secret, which is fine: they are compared within one run only); the values' own hashes
+    are cached in the strings (a tenant's is shared by all its rows), so a row costs two
+    tuple hashes and no key string. Two different keys share them with probability about
     n**2 / 2**97 (6e-18 for a million rows): treated as impossible.
     """
 
@@ -121,10 +123,11 @@ class _SeenKeys:
     def __len__(self) -> int:
         return self._count
 
-    def first_line(self, key: str, line: int) -> int | None:
-        """The line that first had ``key``, or None after recording ``line`` as the first."""
-        lo = hash(key)
-        hi = hash(key + "\x01") & 0xFFFFFFFF
+    def first_line(self, values: tuple[str, str, str], line: int) -> int | None:
+        """The line that first had the key ``values``, or None after recording ``line`` as
+        the first."""
+        lo = hash(values)
+        hi = hash((values[2], values[1], values[0], 1)) & 0xFFFFFFFF
         lines, los, his, mask = self._lines, self._lo, self._hi, self._mask
         i = lo & mask
         while True:
@@ -162,9 +165,12 @@ def drop_duplicates(items: Iterable[Item]) -> Iterator[Item]:
     Memory is a small fixed cost per distinct key (see ``_SeenKeys``), never the rows.
     """
     seen = _SeenKeys()
+    first_line = seen.first_line  # one action a run: the key needs no action
     for item in items:
         if isinstance(item, Row):
-            first = seen.first_line(row_key("", *item.key), item.line)  # one action a run
+            sync = item.sync_type
+            values = (item.tenant, item.object_id or "", "" if sync is None else sync._value_)
+            first = first_line(values, item.line)
             if first is not None:
                 same = "same tenant, connector and syncType" if item.sync_type else "same row"
                 item = Rejected(

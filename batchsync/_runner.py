@@ -190,6 +190,7 @@ async def run_batch(
         tokens, graph, hook = None, None, None
         if not engine_settings.dry_run:  # a dry run sends nothing: nothing to connect
             from ._connect import connect  # aiohttp and MSAL: only for a run that sends
+
             first = items.first if isinstance(items, Primed) else None
             tokens, graph = await stack.enter_async_context(
                 connect(

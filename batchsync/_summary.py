@@ -11,13 +11,13 @@ import dataclasses
 import os
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from ._errors import ConfigError, ErrorKind, ReportError
 from ._files import open_output
-from ._report import Outcome
+from ._report import Outcome, Status
 from ._tally import Tally, TenantTally
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _ORDER = ("ok", "failed", "invalid", "skipped", "planned")
+_STATUS_NAMES: Final = {status: status.value for status in Status}
 _TENANTS_SHOWN = 10
 _FAILED_TENANTS_KEPT = 50
 _TENANTS_KEPT = 100_000  # tenants a run's tally keeps by name: ~30 MB at most
@@ -70,15 +71,19 @@ class RunStats:
 
     def record(self, outcome: Outcome) -> None:
         """Count one row's outcome (the engine calls this once per report line)."""
-        self.statuses[outcome.status.value] += 1
+        status = _STATUS_NAMES[outcome.status]  # a plain str key, cheaper than .value
+        self.statuses[status] += 1
         error = outcome.error
+        if error is None:
+            self.tally.add(outcome.fields.get("tenant"), status, throttled=outcome.throttled)
+            return
         self.tally.add(
-            outcome.tenant,
-            outcome.status.value,
+            outcome.fields.get("tenant"),
+            status,
             throttled=outcome.throttled,
-            kind=None if error is None else error.kind.value,
-            code=None if error is None else error.code,
-            message="" if error is None else error.message,
+            kind=error.kind.value,
+            code=error.code,
+            message=error.message,
         )
 
     @property

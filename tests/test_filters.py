@@ -184,7 +184,8 @@ def test_duplicate_detection_memory_is_small_per_key() -> None:
 def test_seen_keys_grow_and_remember_first_lines() -> None:
     """The key table keeps every first line across many growths."""
     seen = _SeenKeys(log2_size=4)
-    keys = [f"t{i}.com\x00{G1}\x00deltaSync" for i in range(20_000)]
+    keys = [(f"t{i}.com", G1, "deltaSync") for i in range(20_000)]
+    keys += [(G1, f"t{i}.com", "deltaSync") for i in range(100)]  # the same values, swapped
     for line, key in enumerate(keys, start=1):
         assert seen.first_line(key, line) is None
     assert len(seen) == len(keys)

@@ -31,6 +31,7 @@ from batchsync._report import (
     Status,
     encode_outcome,
     rfc3339,
+    settled_outcome,
 )
 from batchsync.actions import DEFAULT_ACTION
 
@@ -103,6 +104,40 @@ def test_error_object_and_extra() -> None:
 def test_rfc3339_is_utc_with_millis() -> None:
     """Timestamps are RFC 3339 in UTC with a Z suffix."""
     assert rfc3339(0.5) == "1970-01-01T00:00:00.500Z"
+
+
+def test_rfc3339_repeats_and_alternates_exactly() -> None:
+    """The kept stamp and second never leak into another time's stamp."""
+    times = [1_800_000_000.25, 1_800_000_000.25, 1_800_000_001.0, 0.0, 1_800_000_000.25, 0.0]
+    assert [rfc3339(t) for t in times] == [
+        "2027-01-15T08:00:00.250Z",
+        "2027-01-15T08:00:00.250Z",
+        "2027-01-15T08:00:01.000Z",
+        "1970-01-01T00:00:00.000Z",
+        "2027-01-15T08:00:00.250Z",
+        "1970-01-01T00:00:00.000Z",
+    ]
+
+
+@pytest.mark.parametrize(
+    "error", [None, ReportError(ErrorKind.DUPLICATE, "duplicate", "duplicate of line 2")]
+)
+def test_settled_outcome_is_the_same_object_as_outcome(error: ReportError | None) -> None:
+    """The fast constructor of rows settled where they are read builds an equal Outcome,
+    and its line is the same bytes."""
+    extra = {"Customer": "Contoso"}
+    fast = settled_outcome(7, FIELDS, Status.SKIPPED, error, 1_800_000_000.5, extra)
+    slow = Outcome(
+        line=7,
+        fields=FIELDS,
+        status=Status.SKIPPED,
+        error=error,
+        started_at=1_800_000_000.5,
+        finished_at=1_800_000_000.5,
+        extra=extra,
+    )
+    assert fast == slow
+    assert encode_outcome(fast) == encode_outcome(slow)
 
 
 @given(st.floats(min_value=0, max_value=4e9))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -64,6 +65,49 @@ async def test_lines_reach_a_pipe_whole_and_in_order(pipe: tuple[int, int]) -> N
     lines.close()
     data = await reader
     assert [orjson.loads(x)["line"] for x in data.splitlines()] == list(range(1, 2001))
+
+
+class _RecordingWriter(ReportWriter):
+    """A pipe's writer that keeps each write's bytes and line count."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(fd, name="pipe", owns_fd=True)
+        self.writes: list[tuple[bytes, int]] = []
+
+    def write_bytes(self, data: bytes | bytearray | memoryview, *, lines: int = 1) -> None:
+        self.writes.append((bytes(data), lines))
+        super().write_bytes(data, lines=lines)
+
+
+async def test_batches_to_a_pipe_split_only_between_lines_within_pipe_buf(
+    pipe: tuple[int, int],
+) -> None:
+    """Chunks of many lines go out in writes of whole lines of at most PIPE_BUF bytes (a
+    line longer than that alone), each counting its own lines, all in order."""
+    r, w = pipe
+    recorder = _RecordingWriter(w)
+    lines = LineWriter(recorder, grace_s=0)
+    reader = asyncio.create_task(asyncio.to_thread(_drain, r))
+    long_line = Outcome(
+        line=0, fields={"tenant": "x" * 9000}, status=Status.OK, started_at=1.0, finished_at=1.0
+    )
+    lines.write_many([_outcome(n) for n in range(1, 301)])
+    lines.write(long_line)
+    lines.write_many([_outcome(n) for n in range(301, 330)])
+    lines.write_many([_outcome(n) for n in range(330, 1000)])
+    async with asyncio.timeout(BOUND_S):
+        assert await lines.finish() == 0
+    lines.close()
+    data = await reader
+    docs = [orjson.loads(x) for x in data.splitlines()]
+    assert [d["line"] for d in docs] == [*range(1, 301), 0, *range(301, 1000)]
+    limit = getattr(select, "PIPE_BUF", 512)
+    for chunk, count in recorder.writes:
+        assert chunk.endswith(b"\n")
+        assert chunk.count(b"\n") == count
+        assert len(chunk) <= limit or count == 1
+    assert sum(count for _, count in recorder.writes) == recorder.lines_written == 1000
+    assert len(recorder.writes) > 1000 * 200 // limit // 2  # really split, not one write
 
 
 async def test_a_stalled_reader_holds_room_not_the_loop(pipe: tuple[int, int]) -> None:
