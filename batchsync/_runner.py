@@ -19,7 +19,7 @@ from ._auth._settings import AuthSettings
 from ._clouds import Endpoints
 from ._engine import EngineSettings, RowAction, run_engine
 from ._errors import BatchsyncError, ConfigError, InputError, ReportWriteError
-from ._feed import Primed, default_stdin, on_daemon_thread, prime
+from ._feed import default_stdin, on_daemon_thread, prime
 from ._filters import drop_duplicates, read_resume_keys, resume_filter, shard_filter
 from ._input import detect_format, read_items
 from ._report import Outcome, ReportWriter, Status
@@ -161,8 +161,8 @@ async def run_batch(
         done: set[int] = set()
         if config.resume:
             done = _resume_keys(config.report_path)
-        items = _read_errors(build_items(config, stream, resume_done=done), config.input_path)
-        items = await on_daemon_thread(prime, items)
+        read = _read_errors(build_items(config, stream, resume_done=done), config.input_path)
+        items = await on_daemon_thread(prime, read)
 
         if config.report_path == "-":
             writer = ReportWriter.to_stream(stdout)
@@ -191,7 +191,7 @@ async def run_batch(
         if not engine_settings.dry_run:  # a dry run sends nothing: nothing to connect
             from ._connect import connect  # aiohttp and MSAL: only for a run that sends
 
-            first = items.first if isinstance(items, Primed) else None
+            first = items.first
             tokens, graph = await stack.enter_async_context(
                 connect(
                     config,

@@ -25,7 +25,11 @@ client secret comes from the environment (``BENCH_CLIENT_SECRET``).
   ``--shared-http 1`` shares one such client between all tenants' adapters (an
   optimisation the SDK allows but its docs do not show).
 * ``plain-input``: the floor for ``--dry-run``: ``csv.reader`` + ``orjson.dumps`` of a
-  ``planned`` line per row to a file.
+  five-field ``planned`` line per row to a file.
+* ``report-input``: the yardstick of issue 10: ``csv.reader`` + ``orjson.dumps`` of the same
+  report dict batchsync writes (its sixteen fields, in its order, ``started_at`` and
+  ``finished_at`` from the row's own ``time.time()``, the second formatted once as batchsync
+  does), no validation, no duplicate check, no summary.
 """
 
 from __future__ import annotations
@@ -253,9 +257,56 @@ def _plain_input(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _report_input(args: argparse.Namespace) -> dict[str, Any]:
+    """The same report dict as a ``--dry-run`` line, from a plain loop."""
+    import datetime as dt
+
+    start = time.perf_counter()
+    rows = 0
+    utc, clock, fromtimestamp = dt.UTC, time.time, dt.datetime.fromtimestamp
+    with (
+        open(args.input, encoding="utf-8", newline="") as f,
+        open(args.output, "wb") as out,
+    ):
+        reader = csv.reader(f)
+        next(reader)
+        dumps, write, option = orjson.dumps, out.write, orjson.OPT_APPEND_NEWLINE
+        second, prefix = -1, ""
+        for rows, rec in enumerate(reader, 1):
+            t = clock()
+            if int(t) != second:  # the second formatted once, as batchsync does
+                second = int(t)
+                prefix = fromtimestamp(second, utc).strftime("%Y-%m-%dT%H:%M:%S.")
+            stamp = f"{prefix}{int(t * 1000) % 1000:03d}Z"
+            doc = {
+                "line": rows,
+                "action": "exchange-connector-sync",
+                "tenant": rec[0],
+                "connector": rec[1],
+                "syncType": rec[2],
+                "status": "planned",
+                "http_status": None,
+                "attempts": 0,
+                "throttled": 0,
+                "error": None,
+                "request_id": None,
+                "client_request_id": None,
+                "started_at": stamp,
+                "finished_at": stamp,
+                "duration_ms": 0,
+            }
+            write(dumps(doc, option=option))
+    result = _result(start, collections.Counter({"planned": rows}))
+    result["ok"] = rows
+    result["failed"] = 0
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=["bare", "sequential", "peer", "plain-input"])
+    parser.add_argument(
+        "kind", choices=["bare", "sequential", "peer", "plain-input", "report-input"]
+    )
     parser.add_argument("--input", type=Path, required=True)
     parser.add_argument("--output", type=Path, default=Path(os.devnull))
     parser.add_argument("--url")
@@ -272,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.kind == "plain-input":
         result = _plain_input(args)
+    elif args.kind == "report-input":
+        result = _report_input(args)
     else:
         secret = os.environ.get(_SECRET_ENV, "")
         if args.kind == "peer":
