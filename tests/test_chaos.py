@@ -283,3 +283,63 @@ def test_stalled_reader_interrupt_resume_chaos(tmp_path: Path) -> None:
             _assert_final_lines(out, rows)
             log = [e for e in sim.stats.snapshot().sync_log if e.connector in connectors]
             _assert_no_sync_after_ok(log, out)
+
+
+LONG_PAUSES = SimulatorConfig(
+    graph_latency_s=0.02,
+    throttle=ThrottleConfig(write_limit=0, retry_after="float"),
+    faults=FaultConfig(seed=SEED + 2, http_500=0.02, drop=0.02, http_429=0.05, retry_after_s=1.5),
+)
+LONG_PAUSE_ITERATIONS = 4
+
+
+def test_pause_longer_than_max_interrupt_resume_chaos(tmp_path: Path) -> None:
+    """429s whose Retry-After (1.5 s) is longer than --max-retry-after (0.5 s), in a faulty
+    run interrupted at random moments and resumed: no request ever starts inside a pause
+    Graph announced, the rows that cannot wait end throttled (some without being sent), and
+    the report still holds one final line per row with no ok row synced again."""
+    rng = random.Random(SEED + 2)
+    rows = make_rows(8, 15)
+    inp = write_csv(tmp_path / "in.csv", rows)
+    report = tmp_path / "report.jsonl"
+    stderr = tmp_path / "stderr.txt"
+    base = [
+        "run", str(inp), "-o", str(report), "--resume",
+        "--concurrency", "8", "--tenant-rate", "1000/1", "--timeout", "1",
+        "--max-attempts", "4", "--max-retry-after", "0.5",
+    ]  # fmt: skip
+    codes: Counter[int] = Counter()
+    with start_in_thread(LONG_PAUSES) as sim:
+        env = _env(sim, tmp_path)
+        for _ in range(LONG_PAUSE_ITERATIONS):
+            before = _read(report)
+            target = len(before) + rng.randint(1, len(rows) // 3)
+            how = rng.choice(["sigint", "double", "sigterm"])
+            proc = _run_child([*base, "--grace", rng.choice(["0", "0.2"])], env, stderr)
+            try:
+                _interrupt_when(proc, report, target, how, rng.uniform(0.0, 0.05))
+                codes[proc.wait(timeout=BOUND_S)] += 1
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            assert set(codes) <= {0, 1, 130}, stderr.read_text()
+            # A new process cannot know the pauses the last one was told: let them end, so
+            # that a request inside one is this engine's doing.
+            time.sleep(1.6)
+        final = subprocess.run(
+            [sys.executable, "-m", "batchsync", *base],
+            env=env,
+            capture_output=True,
+            timeout=BOUND_S * 2,
+            check=False,
+        )
+        stats = sim.stats.snapshot()
+    assert final.returncode in (0, 1), final.stderr.decode()
+    out = _read(report)
+    _assert_final_lines(out, rows)
+    _assert_no_sync_after_ok(stats.sync_log, out)
+    assert stats.requests_during_pause == 0
+    throttled = [r for r in out if r["error"] and r["error"]["kind"] == "throttled"]
+    assert throttled, "some rows must have met a pause longer than --max-retry-after"
+    assert any(r["attempts"] == 0 for r in throttled), "a row that cannot wait is not sent"
