@@ -121,16 +121,13 @@ def _encoding_problem(encoding: str, csv_hint: bool) -> str:
     return f"the row has bytes that are not valid {encoding}{hint}"
 
 
+def _refused(line: int, code: str, message: str) -> Rejected:
+    """An ``invalid`` row whose values could not be read at all (none kept for the report)."""
+    return Rejected(line, None, None, None, ErrorKind.INPUT, code, message)
+
+
 def _too_long(line: int, max_bytes: int, extra_hint: str = "") -> Rejected:
-    return Rejected(
-        line,
-        None,
-        None,
-        None,
-        ErrorKind.INPUT,
-        "line_too_long",
-        f"the row is longer than {max_bytes} bytes{extra_hint}",
-    )
+    return _refused(line, "line_too_long", f"the row is longer than {max_bytes} bytes{extra_hint}")
 
 
 class _RowProblem(Exception):
@@ -145,14 +142,10 @@ class _RowProblem(Exception):
 def _unreadable(line: int, exc: Exception) -> Rejected:
     """The per-row guard's verdict (rule 2): the row's ``invalid`` line, never the run's end."""
     if isinstance(exc, _RowProblem):
-        return Rejected(line, None, None, None, ErrorKind.INPUT, exc.code, exc.message)
+        return _refused(line, exc.code, exc.message)
     detail = str(exc).splitlines()[0][:120] if str(exc) else ""
-    return Rejected(
+    return _refused(
         line,
-        None,
-        None,
-        None,
-        ErrorKind.INPUT,
         "unreadable_row",
         f"the row could not be read ({type(exc).__name__}{': ' + detail if detail else ''})",
     )
@@ -400,31 +393,16 @@ def _read_jsonl(
                 yield _too_long(line, max_bytes)
                 continue
             if bad_encoding:
-                yield Rejected(line, None, None, None, ErrorKind.INPUT, "bad_encoding", enc_message)
+                yield _refused(line, "bad_encoding", enc_message)
                 continue
             try:
                 obj = loads(stripped)
             except decode_error as exc:
-                yield Rejected(
-                    line,
-                    None,
-                    None,
-                    None,
-                    ErrorKind.INPUT,
-                    "bad_json",
-                    f"not valid JSON: {str(exc)[:120]}",
-                )
+                yield _refused(line, "bad_json", f"not valid JSON: {str(exc)[:120]}")
                 continue
             if type(obj) is not dict:
-                yield Rejected(
-                    line,
-                    None,
-                    None,
-                    None,
-                    ErrorKind.INPUT,
-                    "not_an_object",
-                    f"expected a JSON object, got {_json_type(obj) if obj is not None else 'null'}",
-                )
+                got = _json_type(obj) if obj is not None else "null"
+                yield _refused(line, "not_an_object", f"expected a JSON object, got {got}")
                 continue
             # Fast path: string values under one key each; anything else is explained slowly.
             tv: object = None
@@ -703,9 +681,9 @@ def _jsonl_tenant(line: int, current: str | object, max_bytes: int) -> str | Rej
         obj = orjson.loads(current.strip())
     except orjson.JSONDecodeError as exc:
         message = f"input row {line}: not valid JSON: {str(exc)[:120]}"
-        return Rejected(line, None, None, None, ErrorKind.INPUT, "bad_json", message)
+        return _refused(line, "bad_json", message)
     if not isinstance(obj, dict):
         message = f"input row {line}: expected a JSON object with a tenant key"
-        return Rejected(line, None, None, None, ErrorKind.INPUT, "not_an_object", message)
+        return _refused(line, "not_an_object", message)
     value = next((v for k, v in obj.items() if field_of(k) == TENANT), None)
     return _tenant_item(line, value.strip() if isinstance(value, str) else "")
