@@ -5,9 +5,19 @@ from __future__ import annotations
 import io
 
 from batchsync._input import read_items
-from batchsync._rows import InputFormat, Item, SyncType
+from batchsync._rows import InputFormat, Item, Rejected, Row, SyncType
 
-__all__ = ["G1", "G2", "HEADER", "INJECTIONS", "ROW_INJECTIONS", "parse"]
+__all__ = [
+    "G1",
+    "G2",
+    "HEADER",
+    "INJECTIONS",
+    "ROW_INJECTIONS",
+    "one",
+    "one_rejected",
+    "one_row",
+    "parse",
+]
 
 G1 = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 G2 = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
@@ -32,6 +42,27 @@ def parse(
             max_line_bytes=max_line_bytes,
         )
     )
+
+
+def one(data: bytes | str, fmt: str = "csv", *, keep_extra: bool = False) -> Item:
+    """The one item ``data`` holds (asserted)."""
+    found = parse(data, fmt, keep_extra=keep_extra)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def one_row(data: bytes | str, fmt: str = "csv") -> Row:
+    """The one valid row ``data`` holds (asserted)."""
+    item = one(data, fmt)
+    assert isinstance(item, Row), item
+    return item
+
+
+def one_rejected(data: bytes | str, fmt: str = "csv") -> Rejected:
+    """The one refused row ``data`` holds (asserted)."""
+    item = one(data, fmt)
+    assert isinstance(item, Rejected), item
+    return item
 
 
 INJECTIONS = [

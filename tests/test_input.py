@@ -13,7 +13,7 @@ from typing import Literal
 
 import orjson
 import pytest
-from _input_support import G1, G2, HEADER, ROW_INJECTIONS, parse
+from _input_support import G1, G2, HEADER, ROW_INJECTIONS, one, one_rejected, one_row, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,25 +26,6 @@ from batchsync._rows import (
     Row,
     SyncType,
 )
-
-
-def one(data: bytes | str, fmt: str = "csv", *, keep_extra: bool = False) -> Item:
-    found = parse(data, fmt, keep_extra=keep_extra)
-    assert len(found) == 1, found
-    return found[0]
-
-
-def one_row(data: bytes | str, fmt: str = "csv") -> Row:
-    item = one(data, fmt)
-    assert isinstance(item, Row), item
-    return item
-
-
-def one_rejected(data: bytes | str, fmt: str = "csv") -> Rejected:
-    item = one(data, fmt)
-    assert isinstance(item, Rejected), item
-    return item
-
 
 # --------------------------------------------------------------------------- formats
 

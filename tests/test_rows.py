@@ -3,36 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from _input_support import G1, G2, INJECTIONS, parse
+from _input_support import G1, G2, INJECTIONS
 
 from batchsync._rows import (
-    Item,
-    Rejected,
     Row,
     SyncType,
     canonical_connector,
     canonical_tenant,
     new_row,
 )
-
-
-def one(data: bytes | str, fmt: str = "csv", *, keep_extra: bool = False) -> Item:
-    found = parse(data, fmt, keep_extra=keep_extra)
-    assert len(found) == 1, found
-    return found[0]
-
-
-def one_row(data: bytes | str, fmt: str = "csv") -> Row:
-    item = one(data, fmt)
-    assert isinstance(item, Row), item
-    return item
-
-
-def one_rejected(data: bytes | str, fmt: str = "csv") -> Rejected:
-    item = one(data, fmt)
-    assert isinstance(item, Rejected), item
-    return item
-
 
 # --------------------------------------------------------------------------- values
 
