@@ -143,6 +143,38 @@ def _assert_no_sync_after_ok(log: list[SyncEvent], out: list[dict[str, Any]]) ->
     assert not later, f"synced again after an ok line: {later[:3]}"
 
 
+def _interrupted(
+    args: list[str],
+    env: dict[str, str],
+    stderr: Path,
+    report: Path,
+    target: int,
+    how: str,
+    delay_s: float,
+) -> int:
+    """One run of ``args``, interrupted ``how`` once the report holds ``target`` lines; its exit
+    status (the child is killed if it outlives the bound)."""
+    proc = _run_child(args, env, stderr)
+    try:
+        _interrupt_when(proc, report, target, how, delay_s)
+        return proc.wait(timeout=BOUND_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _finish(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    """The last, uninterrupted run of a job."""
+    return subprocess.run(
+        [sys.executable, "-m", "batchsync", *args],
+        env=env,
+        capture_output=True,
+        timeout=BOUND_S * 2,
+        check=False,
+    )
+
+
 def test_interrupt_resume_chaos(tmp_path: Path) -> None:
     """Random interruptions of a faulty run, each resumed, lose no row and repeat no ok sync."""
     rng = random.Random(SEED)
@@ -164,26 +196,14 @@ def test_interrupt_resume_chaos(tmp_path: Path) -> None:
             target = len(before) + rng.randint(1, max(1, (len(rows) - len(done)) // 2))
             how = rng.choice(["sigint", "sigint", "double", "sigterm"])
             grace = rng.choice(["0", "0.05", "0.5"])
-            proc = _run_child([*base, "--grace", grace], env, stderr)
-            try:
-                _interrupt_when(proc, report, target, how, rng.uniform(0.0, 0.05))
-                codes[proc.wait(timeout=BOUND_S)] += 1
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            args = [*base, "--grace", grace]
+            codes[_interrupted(args, env, stderr, report, target, how, rng.uniform(0.0, 0.05))] += 1
             assert set(codes) <= {0, 1, 130}, stderr.read_text()
             # Whole lines only, and one line for each row this run took in: all rows not
             # already ok (the input is shorter than the engine's look-ahead).
             appended = Counter(_key(r) for r in _read(report)[len(before) :])
             assert appended == dict.fromkeys(set(rows) - done, 1)
-        final = subprocess.run(
-            [sys.executable, "-m", "batchsync", *base],
-            env=env,
-            capture_output=True,
-            timeout=BOUND_S * 2,
-            check=False,
-        )
+        final = _finish(base, env)
         log = sim.stats.snapshot().sync_log
     assert final.returncode in (0, 1), final.stderr.decode()
     assert codes[130] >= ITERATIONS // 2, f"too few runs were actually interrupted: {codes}"
@@ -270,13 +290,7 @@ def test_stalled_reader_interrupt_resume_chaos(tmp_path: Path) -> None:
             report.write_bytes(data)
             chaos = sim.config
             sim.set_config(dataclasses.replace(chaos, faults=FaultConfig(), throttle=CALM))
-            final = subprocess.run(
-                [sys.executable, "-m", "batchsync", *args, "-o", str(report), "--resume"],
-                env=env,
-                capture_output=True,
-                timeout=BOUND_S * 2,
-                check=False,
-            )
+            final = _finish([*args, "-o", str(report), "--resume"], env)
             sim.set_config(chaos)
             assert final.returncode in (0, 1), final.stderr.decode()
             out = _read(report)
@@ -315,25 +329,13 @@ def test_pause_longer_than_max_interrupt_resume_chaos(tmp_path: Path) -> None:
             before = _read(report)
             target = len(before) + rng.randint(1, len(rows) // 3)
             how = rng.choice(["sigint", "double", "sigterm"])
-            proc = _run_child([*base, "--grace", rng.choice(["0", "0.2"])], env, stderr)
-            try:
-                _interrupt_when(proc, report, target, how, rng.uniform(0.0, 0.05))
-                codes[proc.wait(timeout=BOUND_S)] += 1
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            args = [*base, "--grace", rng.choice(["0", "0.2"])]
+            codes[_interrupted(args, env, stderr, report, target, how, rng.uniform(0.0, 0.05))] += 1
             assert set(codes) <= {0, 1, 130}, stderr.read_text()
             # A new process cannot know the pauses the last one was told: let them end, so
             # that a request inside one is this engine's doing.
             time.sleep(1.6)
-        final = subprocess.run(
-            [sys.executable, "-m", "batchsync", *base],
-            env=env,
-            capture_output=True,
-            timeout=BOUND_S * 2,
-            check=False,
-        )
+        final = _finish(base, env)
         stats = sim.stats.snapshot()
     assert final.returncode in (0, 1), final.stderr.decode()
     out = _read(report)
