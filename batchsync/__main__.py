@@ -6,6 +6,12 @@ or MSAL are imported (a few hundred milliseconds): until a command routes signal
 ``KeyboardInterrupt`` as Ctrl-C does, and what escapes is one line and exit 130, never a
 traceback or the 143 of an unhandled SIGTERM. Only ``signal`` and ``sys`` are imported
 first, and ``import batchsync`` itself loads nothing.
+
+Python drops an exception raised while it runs a callback that cannot raise (the import
+system's weakref callbacks run all through start-up: "Exception ignored in ..."), so a
+signal there would be lost and the command would run on. The handler remembers what it
+raised; the checkpoints after the imports (here, ``_signals.raise_if_signalled``) raise it
+again.
 """
 
 from __future__ import annotations
@@ -15,21 +21,40 @@ import sys
 
 __all__ = ["main"]
 
-_ENDING = ("SIGTERM", "SIGBREAK")  # SIGINT already raises KeyboardInterrupt (or is ignored)
+_ENDING = ("SIGINT", "SIGTERM", "SIGBREAK")
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _Raise:
+    """An ending signal's handler until a command routes it: ``KeyboardInterrupt``, and the
+    signal kept in ``received`` (the attribute ``_signals.raise_if_signalled`` looks for)."""
+
+    __slots__ = ("received",)
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.received = signum
+        raise KeyboardInterrupt
+
+
+_HANDLER = _Raise()
 
 
 def main() -> None:
     """Run the ``batchsync`` command line."""
     for name in _ENDING:
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _raise_keyboard_interrupt)
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        if name == "SIGINT" and signal.getsignal(sig) is not signal.default_int_handler:
+            continue  # ignored (a background job's Ctrl-C): it stays ignored
+        signal.signal(sig, _HANDLER)
     try:
         from .cli import main as cli
 
+        if _HANDLER.received:  # raised during the imports, where Python dropped it
+            raise KeyboardInterrupt
         cli()
     except KeyboardInterrupt:
         _ignore_ending_signals()  # a second signal must not tear the last line
@@ -44,7 +69,7 @@ def main() -> None:
 
 
 def _ignore_ending_signals() -> None:
-    for name in ("SIGINT", *_ENDING):
+    for name in _ENDING:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 

@@ -11,6 +11,11 @@ Rules:
    loop offers it (Unix); elsewhere (Windows' default loop) ``signal.signal`` hands over
    with ``call_soon_threadsafe``, so Ctrl-C keeps its grace there too.
 3. What was installed before is put back when the run ends.
+4. A ``KeyboardInterrupt`` that Python dropped (raised inside a callback that cannot raise,
+   such as the import system's weakref callbacks) is raised again at the next checkpoint,
+   ``raise_if_signalled``: before a command starts, before a run's loop starts and before
+   its signals are routed. The handler ``__main__`` installs keeps what it raised in its
+   ``received``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-__all__ = ["ENDING_SIGNALS", "interrupt_like_ctrl_c", "signal_route"]
+__all__ = ["ENDING_SIGNALS", "interrupt_like_ctrl_c", "raise_if_signalled", "signal_route"]
 
 # SIGBREAK is Windows' Ctrl-Break (also what `taskkill` without /F sends a console process).
 ENDING_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM) + (
@@ -35,12 +40,30 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _records(handler: object) -> bool:
+    """Whether ``handler`` keeps the signal it raised for (``__main__``'s does, rule 4)."""
+    return isinstance(getattr(handler, "received", None), int)
+
+
+def raise_if_signalled() -> None:
+    """Raise the ``KeyboardInterrupt`` of an ending signal that Python dropped (rule 4)."""
+    for sig in ENDING_SIGNALS:
+        if getattr(signal.getsignal(sig), "received", 0):
+            raise KeyboardInterrupt
+
+
 def interrupt_like_ctrl_c() -> None:
-    """From now on SIGTERM and Ctrl-Break raise ``KeyboardInterrupt``, as Ctrl-C does."""
+    """From now on SIGTERM and Ctrl-Break raise ``KeyboardInterrupt``, as Ctrl-C does, and
+    Ctrl-C is Python's own again (``asyncio.Runner`` handles it only then)."""
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread (a test harness)
+    raise_if_signalled()
     for sig in ENDING_SIGNALS:
-        if sig is not signal.SIGINT:
+        handler = signal.getsignal(sig)
+        if sig is signal.SIGINT:
+            if _records(handler):
+                signal.signal(sig, signal.default_int_handler)
+        elif not _records(handler):
             signal.signal(sig, _raise_keyboard_interrupt)
 
 
@@ -56,6 +79,7 @@ def signal_route(
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield None
         return
+    raise_if_signalled()
     import asyncio  # the CLI imports this module before it needs a loop
 
     loop = asyncio.get_running_loop()

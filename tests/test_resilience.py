@@ -401,7 +401,11 @@ def test_dns_failure_at_preflight_exit_2(tmp_path: Path, simulator_in_thread: Si
     assert "cannot reach https://nonexistent.invalid" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
-    assert sim.stats.snapshot().token_requests.total() == 0
+    stats = sim.stats.snapshot()
+    assert sum(stats.sync_requests.values()) == 0
+    # The first tenant's token may be asked for while the endpoints are reached (it goes
+    # alone, so at most one), never more; no row is sent.
+    assert stats.token_requests.total() <= 1
 
 
 async def test_tls_garbage_at_preflight_exit_2(tmp_path: Path) -> None:

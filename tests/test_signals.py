@@ -10,7 +10,12 @@ import time
 import pytest
 from _support import posix_only
 
-from batchsync._signals import ENDING_SIGNALS, interrupt_like_ctrl_c, signal_route
+from batchsync._signals import (
+    ENDING_SIGNALS,
+    interrupt_like_ctrl_c,
+    raise_if_signalled,
+    signal_route,
+)
 
 pytestmark = posix_only  # sends itself real signals
 
@@ -68,3 +73,62 @@ def test_disabled_route_installs_nothing() -> None:
     before = signal.getsignal(signal.SIGINT)
     asyncio.run(main())
     assert signal.getsignal(signal.SIGINT) is before
+
+
+class _SignalsWhileCollected:
+    """An object whose ``__del__`` gets an ending signal: Python drops what its handler
+    raises there ("Exception ignored in"), as in the import system's weakref callbacks."""
+
+    def __init__(self, sig: signal.Signals) -> None:
+        self.sig = sig
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), self.sig)
+        for _ in range(100_000):  # the handler runs at one of these bytecodes
+            pass
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_dropped_keyboard_interrupt_is_raised_at_the_next_checkpoint(
+    sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal whose KeyboardInterrupt Python dropped is not lost: the start-up handler
+    kept it, and raise_if_signalled (before a command, a run's loop, its routing) raises it."""
+    from batchsync.__main__ import _Raise
+
+    dropped: list[type[BaseException] | None] = []
+    monkeypatch.setattr("sys.unraisablehook", lambda u: dropped.append(u.exc_type))
+    previous = signal.getsignal(sig)
+    signal.signal(sig, _Raise())
+    try:
+        raise_if_signalled()  # nothing received yet: no-op
+        obj = _SignalsWhileCollected(sig)
+        del obj
+        assert dropped == [KeyboardInterrupt], "the setup must reproduce the dropped signal"
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_signalled()
+        with pytest.raises(KeyboardInterrupt):
+            interrupt_like_ctrl_c()  # run_async's first step checks too
+    finally:
+        signal.signal(sig, previous)
+
+
+def test_before_the_loop_ctrl_c_is_pythons_and_sigterm_keeps_the_start_up_handler() -> None:
+    """interrupt_like_ctrl_c hands Ctrl-C back to Python (asyncio.Runner handles it only
+    then) and keeps the start-up handler of SIGTERM, which remembers what it raised."""
+    from batchsync.__main__ import _Raise
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    start_up = _Raise()
+    try:
+        signal.signal(signal.SIGINT, start_up)
+        signal.signal(signal.SIGTERM, start_up)
+        interrupt_like_ctrl_c()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is start_up
+        with pytest.raises(KeyboardInterrupt):
+            _signal_self_and_wait(signal.SIGTERM)
+        assert start_up.received == signal.SIGTERM
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
