@@ -13,8 +13,9 @@ Rules:
 3. What was installed before is put back when the run ends.
 4. A ``KeyboardInterrupt`` that Python dropped (raised inside a callback that cannot raise,
    such as the import system's weakref callbacks) is raised again at the next checkpoint,
-   ``raise_if_signalled``: before a command starts, before a run's loop starts and before
-   its signals are routed. The handler ``__main__`` installs keeps what it raised in its
+   ``raise_if_signalled``: before a command starts (where Ctrl-C goes back to Python's own
+   handler, ``give_ctrl_c_back``), before a run's loop starts and before its signals are
+   routed. The handler ``__main__`` installs keeps what it raised in its
    ``received``.
 """
 
@@ -26,7 +27,13 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-__all__ = ["ENDING_SIGNALS", "interrupt_like_ctrl_c", "raise_if_signalled", "signal_route"]
+__all__ = [
+    "ENDING_SIGNALS",
+    "give_ctrl_c_back",
+    "interrupt_like_ctrl_c",
+    "raise_if_signalled",
+    "signal_route",
+]
 
 # SIGBREAK is Windows' Ctrl-Break (also what `taskkill` without /F sends a console process).
 ENDING_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM) + (
@@ -52,18 +59,24 @@ def raise_if_signalled() -> None:
             raise KeyboardInterrupt
 
 
-def interrupt_like_ctrl_c() -> None:
-    """From now on SIGTERM and Ctrl-Break raise ``KeyboardInterrupt``, as Ctrl-C does, and
-    Ctrl-C is Python's own again (``asyncio.Runner`` handles it only then)."""
+def give_ctrl_c_back() -> None:
+    """Rule 4's checkpoint, then Ctrl-C is Python's own again, as a command expects:
+    ``asyncio.run`` cancels its task on Ctrl-C only when it finds Python's handler."""
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread (a test harness)
     raise_if_signalled()
+    if _records(signal.getsignal(signal.SIGINT)):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def interrupt_like_ctrl_c() -> None:
+    """From now on SIGTERM and Ctrl-Break raise ``KeyboardInterrupt``, as Ctrl-C does (the
+    start-up handler, which remembers, is kept), and Ctrl-C is Python's own."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    give_ctrl_c_back()
     for sig in ENDING_SIGNALS:
-        handler = signal.getsignal(sig)
-        if sig is signal.SIGINT:
-            if _records(handler):
-                signal.signal(sig, signal.default_int_handler)
-        elif not _records(handler):
+        if sig is not signal.SIGINT and not _records(signal.getsignal(sig)):
             signal.signal(sig, _raise_keyboard_interrupt)
 
 

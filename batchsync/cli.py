@@ -34,7 +34,7 @@ from ._options import (
     sync_type_option,
 )
 from ._rows import InputFormat, SyncType
-from ._signals import raise_if_signalled
+from ._signals import give_ctrl_c_back
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class _Batchsync(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            raise_if_signalled()  # a signal dropped while the command's options were read
+            give_ctrl_c_back()  # a signal dropped during the imports ends here (rule 4)
             return super().invoke(ctx)
         except KeyboardInterrupt:
             _interrupted()
