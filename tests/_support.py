@@ -20,7 +20,7 @@ from batchsync._auth import AuthMode, AuthSettings
 from batchsync._clouds import resolve_endpoints
 from batchsync._engine import EngineSettings
 from batchsync._pacing import RetryPolicy, TenantRate
-from batchsync._runner import RunConfig
+from batchsync._runner import RunConfig, run_batch
 from batchsync.simulator import Simulator
 
 # Tests of POSIX signals, process groups, /proc, ptys or file modes: not run on Windows
@@ -124,3 +124,18 @@ def client_certificate_pem(path: Path, *, password: str | None = None) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(key_pem + cert_pem)
     return cert_pem
+
+
+async def run_rows(
+    sim: Simulator,
+    rows: list[tuple[str, str, str]],
+    report: Path,
+    *,
+    engine: EngineSettings | None = None,
+) -> list[dict[str, Any]]:
+    """``rows`` (written to ``in.csv`` beside ``report``) run against the simulator; the
+    report's lines."""
+    await run_batch(
+        sim_config(sim, write_csv(report.with_name("in.csv"), rows), report, engine=engine)
+    )
+    return read_report(report)

@@ -19,6 +19,7 @@ from _support import (
     connector_id,
     make_rows,
     read_report,
+    run_rows,
     sim_config,
     tenant_id,
     write_csv,
@@ -92,10 +93,7 @@ async def test_faults_end_every_row_with_a_precise_line(tmp_path: Path) -> None:
         engine = EngineSettings(
             concurrency=16, tenant_rate=TenantRate(1000, 1.0), retry=FAST_RETRY, timeout_s=1.0
         )
-        await run_batch(
-            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
-        )
-        out = read_report(report)
+        out = await run_rows(sim, rows, report, engine=engine)
     _assert_one_line_per_row(out, 200)
     for r in out:
         assert r["status"] in ("ok", "failed")
@@ -137,10 +135,7 @@ async def test_request_timeout_is_kind_timeout(tmp_path: Path) -> None:
             retry=dataclasses.replace(FAST_RETRY, max_attempts=2),
             timeout_s=0.3,
         )
-        await run_batch(
-            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
-        )
-        out = read_report(report)
+        out = await run_rows(sim, rows, report, engine=engine)
     assert [(r["status"], r["error"]["kind"], r["attempts"]) for r in out] == [
         ("failed", "timeout", 2),
         ("failed", "timeout", 2),
@@ -163,10 +158,7 @@ async def test_huge_retry_after_fails_row_throttled(tmp_path: Path) -> None:
             tenant_rate=TenantRate(4, 1.0),
             retry=dataclasses.replace(FAST_RETRY, max_retry_after_s=5.0),
         )
-        await run_batch(
-            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
-        )
-        out = read_report(report)
+        out = await run_rows(sim, rows, report, engine=engine)
         assert sim.stats.snapshot().requests_during_pause == 0
     statuses = Counter(r["status"] for r in out)
     assert statuses == {"ok": 1, "failed": 2}
@@ -183,10 +175,7 @@ async def test_fairness_small_tenant_not_starved(tmp_path: Path) -> None:
     async with run_simulator(SimulatorConfig(throttle=ThrottleConfig(write_limit=0))) as sim:
         report = tmp_path / "r.jsonl"
         engine = EngineSettings(concurrency=4, tenant_rate=TenantRate(20, 1.0), retry=FAST_RETRY)
-        await run_batch(
-            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
-        )
-        out = read_report(report)
+        out = await run_rows(sim, rows, report, engine=engine)
     position = next(i for i, r in enumerate(out) if r["tenant"] == tenant_id(1))
     assert position < 10, f"the small tenant ended at position {position} of {len(out)}"
 
@@ -492,10 +481,7 @@ async def test_retry_after_forms_absorbed(tmp_path: Path, form: str) -> None:
             tenant_rate=TenantRate(1000, 1.0),
             retry=dataclasses.replace(FAST_RETRY, backoff_base_s=0.5, backoff_cap_s=2.0),
         )
-        await run_batch(
-            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
-        )
-        out = read_report(report)
+        out = await run_rows(sim, rows, report, engine=engine)
         throttled = sum(sim.stats.throttled.values())
     assert {r["status"] for r in out} == {"ok"}
     assert throttled > 0
@@ -516,10 +502,7 @@ async def test_per_connector_cooldown_is_named(tmp_path: Path) -> None:
             tenant_rate=TenantRate(1000, 1.0),
             retry=dataclasses.replace(FAST_RETRY, max_throttled=2),
         )
-        await run_batch(
-            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
-        )
-        out = read_report(report)
+        out = await run_rows(sim, rows, report, engine=engine)
     failed = [r for r in out if r["status"] == "failed"]
     assert len(failed) == 1
     assert failed[0]["connector"] == c
@@ -663,10 +646,7 @@ async def test_retry_after_zero_gets_the_backoff_of_no_retry_after(
     async with run_simulator(cfg) as sim:
         report = tmp_path / "r.jsonl"
         engine = EngineSettings(concurrency=4, tenant_rate=TenantRate(1000, 1.0), retry=FAST_RETRY)
-        await run_batch(
-            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
-        )
-        out = read_report(report)
+        out = await run_rows(sim, rows, report, engine=engine)
         throttled = sum(sim.stats.throttled.values())
     assert {r["status"] for r in out} == {"ok"}
     assert throttled < 40  # without the floor: a retry loop with no rest (195 in the issue)

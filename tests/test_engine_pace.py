@@ -7,12 +7,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from _support import FAST_RETRY, make_rows, read_report, sim_config, write_csv
+from _support import FAST_RETRY, make_rows, run_rows
 
 from batchsync import _engine
 from batchsync._engine import EngineSettings
 from batchsync._pacing import AdaptivePace, TenantRate, ThrottleKind
-from batchsync._runner import run_batch
 from batchsync.simulator import FaultConfig, SimulatorConfig, ThrottleConfig, run_simulator
 
 
@@ -68,10 +67,7 @@ async def test_early_503s_pause_but_never_slow_a_tenant(
         engine = EngineSettings(
             concurrency=8, tenant_rate=TenantRate(50, 1.0), retry=FAST_RETRY, timeout_s=5.0
         )
-        await run_batch(
-            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
-        )
-        out = read_report(report)
+        out = await run_rows(sim, rows, report, engine=engine)
         during_pause = sim.stats.requests_during_pause
         early = sim.stats.faults["http_503_first"]
     assert sorted(int(r["line"]) for r in out) == list(range(1, 101))
@@ -100,10 +96,7 @@ async def test_the_issue_fault_mix_finishes_every_row(tmp_path: Path, watched: l
         engine = EngineSettings(
             concurrency=16, tenant_rate=TenantRate(20, 1.0), retry=FAST_RETRY, timeout_s=5.0
         )
-        await run_batch(
-            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
-        )
-        out = read_report(report)
+        out = await run_rows(sim, rows, report, engine=engine)
         during_pause = sim.stats.requests_during_pause
         busy = sim.stats.faults["http_503_retry_after"]
     assert sorted(int(r["line"]) for r in out) == list(range(1, 201))
@@ -128,10 +121,7 @@ async def test_tenant_429s_teach_once_per_event(tmp_path: Path, watched: list[_S
         engine = EngineSettings(
             concurrency=8, tenant_rate=TenantRate(1000, 1.0), retry=FAST_RETRY, timeout_s=5.0
         )
-        await run_batch(
-            sim_config(sim, write_csv(tmp_path / "in.csv", rows), report, engine=engine)
-        )
-        out = read_report(report)
+        out = await run_rows(sim, rows, report, engine=engine)
         during_pause = sim.stats.requests_during_pause
     assert {r["status"] for r in out} == {"ok"}
     assert during_pause == 0
