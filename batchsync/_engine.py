@@ -358,12 +358,7 @@ class _Engine:
                     if isinstance(item, Rejected):
                         settled.append(self._rejected_outcome(item, now))
                     elif dry_run:
-                        fields = self._action.report_fields(item)
-                        settled.append(
-                            settled_outcome(
-                                item.line, fields, Status.PLANNED, None, now, item.extra
-                            )
-                        )
+                        settled.append(self._row_outcome(item, Status.PLANNED, now))
                     elif self._stop_error is not None:
                         error = self._stop_error.report_error()
                         settled.append(self._row_outcome(item, Status.FAILED, now, error))

@@ -254,7 +254,8 @@ class ReportWriter:
             flags |= os.O_TRUNC
         fd = open_output(path, flags, what=what)
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            size = st.st_size
             if size and not resume and not overwrite:
                 how = (
                     "pass --resume to finish that run, or --overwrite to replace it"
@@ -262,7 +263,7 @@ class ReportWriter:
                     else "pass --overwrite to replace it"
                 )
                 raise ConfigError(f"{what} {path!r} already exists and is not empty; {how}")
-            if resume and size and stat.S_ISREG(os.fstat(fd).st_mode):
+            if resume and size and stat.S_ISREG(st.st_mode):
                 try:
                     _cut_torn_tail(fd, path)
                 except OSError as exc:
